@@ -1,0 +1,3 @@
+from alchemy_nb.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,281 @@
+"""The ``alchemy-nb`` command: a thin shell over the library API.
+
+Results go to stdout (one JSON object with ``--json``); progress and logs go to stderr.
+Exit codes: 0 success, 1 failure, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import AlchemyError, ConfigError, DeployError
+
+__all__ = ["main"]
+
+EPILOG = """\
+examples:
+  alchemy-nb plan --stage dev                 what a deploy would change
+  alchemy-nb plan --out plan.json             save a plan; deploy applies exactly it
+  alchemy-nb deploy --plan plan.json
+  alchemy-nb deploy --stage prod --json       one JSON object on stdout
+  alchemy-nb read                             outputs of the deployed stage
+  alchemy-nb status                           resources, lock and unfinished work
+  alchemy-nb unlock 3f9a0c12d4e5              break a lock by naming it
+  alchemy-nb destroy --stage dev
+
+environment:
+  STAGE, ALCHEMY_STAGE    default stage (else "dev")
+  ALCHEMY_PASSWORD        password that seals secrets in state
+  ALCHEMY_LOCK_TIMEOUT    seconds to wait for a stage lock (default 60)
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # usage errors: exit 2 with a hint
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n(see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--stage", "-s", help="stage to act on (default: $STAGE, "
+                        "$ALCHEMY_STAGE, then 'dev')")
+    common.add_argument("--program", "-p", default="alchemy_run.py", metavar="PATH",
+                        help="program file defining `app` (default: ./alchemy_run.py)")
+    common.add_argument("--json", action="store_true",
+                        help="print exactly one JSON object on stdout")
+    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    common.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress lines on stderr")
+    common.add_argument("--password-file", metavar="PATH",
+                        help="read the secrets password from a file (else $ALCHEMY_PASSWORD)")
+
+    writer = argparse.ArgumentParser(add_help=False)
+    writer.add_argument("--concurrency", "-c", type=int, metavar="N",
+                        help="provider calls at once (default 32)")
+    writer.add_argument("--lock-timeout", type=float, metavar="SECONDS",
+                        help="how long to wait for the stage lock (default "
+                        "$ALCHEMY_LOCK_TIMEOUT or 60)")
+    writer.add_argument("--plan", dest="plan_file", metavar="FILE",
+                        help="apply exactly this saved plan, or refuse if anything changed")
+
+    parser = _Parser(
+        prog="alchemy-nb",
+        description="Infrastructure as code for Python notebooks: plan, deploy, read and "
+        "destroy the stages of an app.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"alchemy-nb {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("plan", parents=[common], help="show what a deploy would change")
+    p.add_argument("--out", metavar="FILE", help="save the plan as JSON for `deploy --plan`")
+    p.add_argument("--destroy", action="store_true", help="plan a destroy instead")
+    sub.add_parser("deploy", parents=[common, writer],
+                   help="phase up: apply changes, then delete what is no longer declared")
+    sub.add_parser("read", parents=[common], help="phase read: print outputs from state")
+    sub.add_parser("destroy", parents=[common, writer],
+                   help="phase destroy: delete every resource of the stage")
+    sub.add_parser("status", parents=[common],
+                   help="resources in state, the stage lock and unfinished work")
+    u = sub.add_parser("unlock", parents=[common], help="break a stage lock by naming it")
+    u.add_argument("lock_id", metavar="LOCK_ID", help="the id that `status` or the lock "
+                   "error shows")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``alchemy-nb`` console script."""
+    args = _parser().parse_args(argv)
+    out = _Output(args)
+    try:
+        code = _dispatch(args, out)
+    except KeyboardInterrupt:
+        out.fail_message("interrupted; run the same command again to resume")
+        return 130
+    except AlchemyError as exc:
+        return out.error(exc)
+    except Exception as exc:  # a bug of ours: say so, never hide it
+        if args.debug:
+            traceback.print_exc()
+        out.fail_message(f"internal error: {type(exc).__name__}: {exc} "
+                         "(run with --debug for the traceback and please report it)")
+        if args.json:
+            out.emit({"ok": False, "error": {"type": "InternalError", "message": str(exc)}})
+        return 1
+    return code
+
+
+class _Output:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.json = args.json
+        self.quiet = args.quiet
+
+    def emit(self, data: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(data, indent=None, default=str) + "\n")
+        sys.stdout.flush()
+
+    def log(self, line: str) -> None:
+        if not self.quiet:
+            sys.stderr.write(line + "\n")
+
+    def fail_message(self, message: str) -> None:
+        sys.stderr.write(f"error: {message}\n")
+
+    def error(self, exc: AlchemyError) -> int:
+        if self.args.debug:
+            traceback.print_exception(exc)
+        self.fail_message(str(exc))
+        if self.json:
+            data: dict[str, Any] = {"ok": False, "command": self.args.command,
+                                    "error": exc.to_json()}
+            if isinstance(exc, DeployError) and exc.result is not None:
+                data.update({k: v for k, v in exc.result.to_json().items() if k != "ok"})
+            self.emit(data)
+        return exc.exit_code
+
+    def reporter(self) -> Callable[..., None]:
+        symbols = {"create": "+ created", "update": "~ updated", "replace": "± replaced",
+                   "delete": "- deleted"}
+
+        def report(event: str, **data: Any) -> None:
+            if event == "resource.done":
+                self.log(f"  {symbols.get(data['action'], data['action'])} "
+                         f"{data['kind']} {data['id']}")
+            elif event == "resource.failed":
+                self.log(f"  ! failed {data['kind']} {data['id']}: {data['error']}")
+            elif event == "resource.note":
+                self.log(f"  note: {data['kind']} {data['id']}: {data['note']}")
+            elif event == "lock.wait":
+                self.log(f"waiting for the stage lock: {data['holder'].describe()}")
+            elif event == "lock.takeover":
+                self.log(f"took over a lock whose holder is gone: {data['holder'].describe()}")
+            elif event == "recover":
+                self.log(f"resuming an interrupted run ({data['entries']} journal entries)")
+
+        return report
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    if args.password_file:
+        try:
+            return Path(args.password_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the password file: {exc.strerror}",
+                              where=args.password_file, fix="check the path") from None
+    return None
+
+
+def _lock_timeout(args: argparse.Namespace) -> float | None:
+    if getattr(args, "lock_timeout", None) is not None:
+        return float(args.lock_timeout)
+    env = os.environ.get("ALCHEMY_LOCK_TIMEOUT")
+    if env:
+        try:
+            return float(env)
+        except ValueError:
+            raise ConfigError(f"ALCHEMY_LOCK_TIMEOUT is not a number: {env!r}",
+                              fix="set it to seconds, e.g. 60") from None
+    return None
+
+
+def _dispatch(args: argparse.Namespace, out: _Output) -> int:
+    from ..engine import App, Plan, default_stage, load_program
+
+    if args.command == "unlock":
+        return _unlock(args, out)
+    if args.stage is not None and not args.stage:
+        raise ConfigError("--stage is empty", fix="pass a stage name, e.g. --stage dev")
+    stage = args.stage or default_stage()
+    app: App = load_program(args.program)
+    password = _password(args)
+    saved = Plan.load(args.plan_file) if getattr(args, "plan_file", None) else None
+    concurrency = getattr(args, "concurrency", None)
+    if concurrency is not None and concurrency < 1:
+        raise ConfigError(f"--concurrency must be at least 1, not {concurrency}",
+                          fix="pass --concurrency 16 or more")
+
+    if args.command == "plan":
+        plan = asyncio.run(app.plan(stage, destroy=args.destroy, password=password))
+        if args.out:
+            plan.save(args.out)
+            out.log(f"plan saved to {args.out} (digest {plan.digest})")
+        if out.json:
+            out.emit({"ok": True, **plan.to_json()})
+        else:
+            print(plan.render_text())
+        return 0
+    if args.command in ("deploy", "destroy"):
+        verb = app.deploy if args.command == "deploy" else app.destroy
+        result = asyncio.run(verb(stage, plan=saved, concurrency=concurrency, password=password,
+                                  lock_timeout=_lock_timeout(args), reporter=out.reporter()))
+        out.log(result.summary())
+        if out.json:
+            out.emit(result.to_json())
+        else:
+            _print_outputs(result.outputs_masked)
+        return 0
+    if args.command == "read":
+        result = asyncio.run(app.read(stage, password=password))
+        if out.json:
+            out.emit(result.to_json())
+        else:
+            _print_outputs(result.outputs_masked)
+        return 0
+    if args.command == "status":
+        status = asyncio.run(app.status(stage))
+        if out.json:
+            out.emit({"ok": True, **status.to_json()})
+        else:
+            _print_status(status)
+        return 0
+    raise ConfigError(f"unknown command {args.command!r}", fix="see alchemy-nb --help")
+
+
+def _unlock(args: argparse.Namespace, out: _Output) -> int:
+    from ..state import FileStore
+
+    root = Path(args.program).resolve().parent
+    info = asyncio.run(FileStore(root / ".alchemy").break_lock(args.lock_id))
+    out.log(f"broke {info.describe()}")
+    if out.json:
+        out.emit({"ok": True, "unlocked": info.to_json()})
+    return 0
+
+
+def _print_outputs(outputs: dict[str, Any]) -> None:
+    if not outputs:
+        return
+    print("Outputs:")
+    for key, value in outputs.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        print(f"  {key} = {text}")
+
+
+def _print_status(status: Any) -> None:
+    print(f"{status.app}/{status.stage}: {len(status.resources)} resource(s)")
+    if status.resources:
+        width = max(len(r["id"]) for r in status.resources)
+        kwidth = max(len(r["kind"] or "") for r in status.resources)
+        for r in status.resources:
+            print(f"  {r['id']:<{width}}  {r['kind']:<{kwidth}}  {r['status']:<9}  "
+                  f"{r['updated'] or ''}")
+    if status.lock is not None:
+        print(f"locked: {status.lock.describe()}")
+    if status.interrupted:
+        print("unfinished work from an interrupted run: `alchemy-nb deploy` finishes it")
+    _print_outputs(status.outputs)

@@ -1,0 +1,319 @@
+"""`App` and `Stage`: the front of the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import AlchemyError, ConfigError
+from ._plan import Phase, Plan, RunResult
+
+if TYPE_CHECKING:
+    from ..state import LockInfo, StateStore
+    from ._run import Reporter, Run
+
+__all__ = ["App", "Stage", "StageStatus", "default_stage"]
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def default_stage() -> str:
+    """``STAGE``, then ``ALCHEMY_STAGE``, then ``dev``."""
+    return os.environ.get("STAGE") or os.environ.get("ALCHEMY_STAGE") or "dev"
+
+
+def _check_name(what: str, name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ConfigError(
+            f"invalid {what} name {name!r}: use 1-63 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit",
+            fix=f"rename the {what}, e.g. 'dev' or 'my-app'",
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage of an app (``dev``, ``staging``, ``prod``) in one phase; programs receive it."""
+
+    app: App
+    name: str
+    phase: Phase = Phase.UP
+
+    def __repr__(self) -> str:
+        return f"Stage({self.app.name}/{self.name}, phase={self.phase.value})"
+
+
+@dataclass
+class StageStatus:
+    """What state knows about a stage: its resources, its lock, unfinished work."""
+
+    app: str
+    stage: str
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    lock: LockInfo | None = None
+    interrupted: bool = False
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "app": self.app,
+            "stage": self.stage,
+            "resources": self.resources,
+            "lock": self.lock.to_json() if self.lock else None,
+            "interrupted": self.interrupted,
+            "outputs": self.outputs,
+        }
+
+
+class App:
+    """An app: a name, a program (a function of the stage), and state beside the code.
+
+    Example::
+
+        app = alchemy_nb.App("hello")
+
+        @app.program
+        def infra(stage):
+            greeting = File("greeting", path="out/hello.txt", content=f"hi {stage.name}")
+            return {"path": greeting.path}
+
+        result = await app.deploy("dev")     # in a notebook: top-level await
+        print(result.outputs)
+
+    ``root`` is the app's folder (default: the folder of the file that creates the app,
+    else the current directory); relative paths and ``.alchemy/`` state live there.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        root: str | Path | None = None,
+        state: StateStore | None = None,
+        password: str | None = None,
+        concurrency: int = 32,
+        lock_timeout: float = 60.0,
+    ) -> None:
+        self.name = _check_name("app", name)
+        caller = sys._getframe(1).f_globals
+        if root is None:
+            file = caller.get("__file__")
+            root = Path(file).resolve().parent if file else Path.cwd()
+        self.root = Path(root).resolve()
+        self._state = state
+        self.password = password
+        self.concurrency = concurrency
+        self.lock_timeout = lock_timeout
+        self.program_function: Callable[[Stage], Any] | None = None
+        self._ran_as_script = False
+        if _is_script_main(caller):
+            atexit.register(self._run_at_exit)
+
+    def __repr__(self) -> str:
+        return f"App({self.name!r}, root={str(self.root)!r})"
+
+    @property
+    def state(self) -> StateStore:
+        """The state store (default: files under ``<root>/.alchemy``)."""
+        if self._state is None:
+            from ..state import FileStore
+
+            self._state = FileStore(self.root / ".alchemy")
+        return self._state
+
+    def program(self, fn: F) -> F:
+        """Register the program: a function (or coroutine function) of the :class:`Stage`.
+
+        Registering again (a re-run notebook cell) replaces the previous program.
+        """
+        if not callable(fn):
+            raise ConfigError("@app.program decorates a function of the stage",
+                              fix="write `@app.program` above `def infra(stage): ...`")
+        self.program_function = fn
+        return fn
+
+    def stage(self, name: str | None = None, phase: Phase | str = Phase.UP) -> Stage:
+        """The stage named ``name`` (default: ``STAGE``, ``ALCHEMY_STAGE``, then ``dev``)."""
+        return Stage(self, _check_name("stage", name or default_stage()), Phase(phase))
+
+    def _run(self, stage: str | None, phase: Phase, *, concurrency: int | None = None,
+             password: str | None = None, reporter: Reporter | None = None) -> Run:
+        from ._run import Run
+
+        return Run(
+            self, self.stage(stage, phase), self.state,
+            concurrency=concurrency or self.concurrency,
+            password=password or self.password or os.environ.get("ALCHEMY_PASSWORD"),
+            reporter=reporter,
+        )
+
+    async def plan(self, stage: str | None = None, *, destroy: bool = False,
+                   password: str | None = None) -> Plan:
+        """What ``deploy`` (or, with ``destroy=True``, ``destroy``) would do; changes nothing."""
+        run = self._run(stage, Phase.PLAN, password=password)
+        run.state = await self.state.load(self.name, run.stage.name)
+        if destroy:
+            return run.destroy_plan()
+        await run.run_program()
+        return run.compute_plan()
+
+    async def deploy(
+        self,
+        stage: str | None = None,
+        *,
+        plan: Plan | None = None,
+        concurrency: int | None = None,
+        password: str | None = None,
+        lock_timeout: float | None = None,
+        reporter: Reporter | None = None,
+    ) -> RunResult:
+        """Phase ``up``: create, update and replace what changed, then delete orphans.
+
+        Given a saved ``plan``, applies exactly it, or raises :class:`PlanError` when the
+        program or the state changed since it was computed.
+        """
+        run = self._run(stage, Phase.UP, concurrency=concurrency, password=password,
+                        reporter=reporter)
+        async with self._locked(run, "deploy", lock_timeout):
+            await run.run_program()
+            current = run.compute_plan()
+            if plan is not None:
+                run.check_saved_plan(plan, current)
+            return await run.apply(current)
+
+    async def read(self, stage: str | None = None, *, password: str | None = None) -> RunResult:
+        """Phase ``read``: run the program and take every output from state; writes nothing."""
+        run = self._run(stage, Phase.READ, password=password)
+        run.state = await self.state.load(self.name, run.stage.name)
+        await run.run_program()
+        return run.read()
+
+    async def destroy(
+        self,
+        stage: str | None = None,
+        *,
+        plan: Plan | None = None,
+        concurrency: int | None = None,
+        password: str | None = None,
+        lock_timeout: float | None = None,
+        reporter: Reporter | None = None,
+    ) -> RunResult:
+        """Phase ``destroy``: delete every resource of the stage, dependents first."""
+        run = self._run(stage, Phase.DESTROY, concurrency=concurrency, password=password,
+                        reporter=reporter)
+        async with self._locked(run, "destroy", lock_timeout):
+            if plan is not None:
+                run.check_saved_plan(plan, run.destroy_plan())
+            return await run.destroy()
+
+    async def status(self, stage: str | None = None) -> StageStatus:
+        """The stage's resources as state knows them, its lock, and unfinished work."""
+        name = self.stage(stage).name
+        state = await self.state.load(self.name, name)
+        from .._secret import MASK
+
+        resources = [
+            {"id": rid, "kind": rec.get("kind"), "status": rec.get("status"),
+             "updated": rec.get("updated")}
+            for rid, rec in sorted(state.records.items())
+        ]
+        interrupted = state.replayed > 0 or any(
+            r["status"] not in ("created", "updated") for r in resources
+        )
+        outputs = _mask_stored(state.meta.get("outputs") or {}, MASK)
+        return StageStatus(self.name, name, resources, await self.state.current_lock(
+            self.name, name), interrupted, outputs)
+
+    def _locked(self, run: Run, operation: str, timeout: float | None) -> Any:
+        from contextlib import asynccontextmanager
+
+        @asynccontextmanager
+        async def hold() -> Any:
+            async with self.state.lock(
+                self.name, run.stage.name, operation=operation,
+                timeout=self.lock_timeout if timeout is None else timeout,
+                on_wait=lambda holder: run.report("lock.wait", holder=holder),
+                on_takeover=lambda holder: run.report("lock.takeover", holder=holder),
+            ):
+                run.state = await self.state.load(self.name, run.stage.name)
+                if run.state.replayed:
+                    run.report("recover", entries=run.state.replayed)
+                yield
+
+        return hold()
+
+    # ----------------------------------------------------------- script edge
+    def run(self, phase: str | None = None, stage: str | None = None) -> RunResult:
+        """Run one phase synchronously, for ``python alchemy_run.py``.
+
+        ``phase`` defaults to ``PHASE`` (``up``, ``read`` or ``destroy``; default ``up``),
+        ``stage`` to ``STAGE``/``ALCHEMY_STAGE``/``dev``.
+        """
+        self._ran_as_script = True
+        chosen = (phase or os.environ.get("PHASE") or "up").lower()
+        actions: dict[str, Callable[[], Awaitable[Any]]] = {
+            "up": lambda: self.deploy(stage),
+            "deploy": lambda: self.deploy(stage),
+            "read": lambda: self.read(stage),
+            "destroy": lambda: self.destroy(stage),
+            "plan": lambda: self.plan(stage),
+        }
+        if chosen not in actions:
+            raise ConfigError(f"unknown PHASE {chosen!r}",
+                              fix="set PHASE to up, read, destroy or plan")
+        return asyncio.run(actions[chosen]())  # type: ignore[arg-type]
+
+    def _run_at_exit(self) -> None:
+        if self._ran_as_script or self.program_function is None or _script_failed[0]:
+            return
+        try:
+            result = self.run()
+        except AlchemyError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.stderr.flush()
+            sys.stdout.flush()
+            os._exit(exc.exit_code)
+        if isinstance(result, RunResult):
+            print(result.summary(), file=sys.stderr)
+        elif isinstance(result, Plan):
+            print(result.render_text(), file=sys.stderr)
+
+
+_script_failed = [False]
+
+
+def _is_script_main(caller: dict[str, Any]) -> bool:
+    """True when the app is created by a file run as ``python file.py`` (not a notebook)."""
+    if caller.get("__name__") != "__main__" or not caller.get("__file__"):
+        return False
+    if "ipykernel" in sys.modules or sys.flags.interactive or hasattr(sys, "ps1"):
+        return False
+    previous = sys.excepthook
+
+    def hook(*args: Any) -> None:
+        _script_failed[0] = True
+        previous(*args)
+
+    if not getattr(sys.excepthook, "_alchemy_nb", False):
+        hook._alchemy_nb = True  # type: ignore[attr-defined]
+        sys.excepthook = hook
+    return True
+
+
+def _mask_stored(value: Any, mask: str) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and "@secret" in value:
+            return mask
+        return {k: _mask_stored(v, mask) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_stored(v, mask) for v in value]
+    return value

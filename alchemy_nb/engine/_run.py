@@ -1,0 +1,814 @@
+"""One run of a program against one stage: plan, apply (``up``), ``read`` and ``destroy``.
+
+The order of work that makes a run crash-safe:
+
+1. take the stage lock, load state (snapshot + journal replay);
+2. run the program to learn what is declared, and plan against state;
+3. for each resource, in dependency order and at most ``concurrency`` at once:
+   journal an *intent* record (``creating`` / ``updating`` / ``replacing`` /
+   ``deleting``), fsync, call the provider, journal the *result*, fsync;
+4. only when every resource succeeded, finalize: delete orphans (in state, no longer
+   declared) and the old halves of replacements, in reverse dependency order;
+5. checkpoint (compact the journal into the snapshot), release the lock.
+
+A run killed anywhere leaves intents that the next run sees and finishes; providers
+reconcile (a create that finds its resource adopts it, a delete of nothing succeeds).
+Journal writes from concurrent resources are grouped into one fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from .._canonical import canonical_json, digest, walk
+from .._secret import MASK, Secret
+from ..errors import (
+    AlchemyError,
+    ConfigError,
+    DeployError,
+    PlanError,
+    ProgramError,
+    ProviderError,
+    SecretError,
+    StateError,
+)
+from ..state import Entry, StageState, StateStore
+from ._plan import (
+    UNKNOWN,
+    Action,
+    Change,
+    FieldChange,
+    Phase,
+    Plan,
+    ResourceResult,
+    ResourceStatus,
+    RunResult,
+)
+from ._resource import (
+    Declarations,
+    Outputs,
+    Props,
+    Provider,
+    Ref,
+    Resource,
+    ResourceContext,
+    ResourceHandle,
+    _declaring,
+    _Referable,
+    kind_registry,
+)
+
+if TYPE_CHECKING:
+    from ._app import App, Stage
+
+__all__ = ["Reporter", "Run"]
+
+Reporter = Callable[..., None]
+"""Receives progress events: ``reporter(event, **data)``. Events: ``lock.wait``,
+``lock.takeover``, ``recover``, ``resource.start``, ``resource.done``,
+``resource.failed``."""
+
+SETTLED = (ResourceStatus.CREATED.value, ResourceStatus.UPDATED.value)
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _null_reporter(event: str, **data: Any) -> None:
+    return None
+
+
+class _GroupJournal:
+    """Durable writes, grouped: every write waits for an fsync that covers it."""
+
+    def __init__(self, store: StateStore, state: StageState) -> None:
+        self.store = store
+        self.state = state
+        self._pending: list[tuple[list[Entry], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def write(self, *entries: Entry) -> None:
+        for entry in entries:
+            self.state.apply(entry)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((list(entries), fut))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        await fut
+
+    async def put(self, rid: str, record: dict[str, Any]) -> None:
+        await self.write({"t": "put", "id": rid, "rec": record})
+
+    async def delete(self, rid: str) -> None:
+        await self.write({"t": "del", "id": rid})
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self.store.append(
+                        self.state.app, self.state.stage, [e for es, _ in batch for e in es]
+                    )
+                except BaseException as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                else:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_result(None)
+        finally:
+            self._flusher = None
+
+
+class Run:
+    """Everything one run of one phase on one stage needs; used by :class:`App`."""
+
+    def __init__(
+        self,
+        app: App,
+        stage: Stage,
+        store: StateStore,
+        *,
+        concurrency: int,
+        password: str | None,
+        reporter: Reporter | None,
+    ) -> None:
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, not {concurrency}",
+                              fix="pass concurrency=16 or more")
+        self.app = app
+        self.stage = stage
+        self.store = store
+        self.concurrency = concurrency
+        self.password = password
+        self.report = reporter or _null_reporter
+        self.state = StageState(app.name, stage.name)
+        self._box: Any = None
+        self._providers: dict[type[Any], Provider[Any, Any]] = {}
+        self.declared: dict[str, Resource[Any, Any]] = {}
+        self.program_outputs: Any = None
+        self.outputs_by_id: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ where
+    def where(self, rid: str | None = None, kind: str | None = None) -> str:
+        name = f"{self.app.name}/{self.stage.name}" + (f"/{rid}" if rid else "")
+        if kind:
+            name += f" ({kind})"
+        return f"{name}, phase {self.stage.phase.value}"
+
+    def ctx(self, rid: str, kind: str) -> ResourceContext:
+        return ResourceContext(
+            app=self.app.name, stage=self.stage.name, id=rid, kind=kind,
+            phase=self.stage.phase.value, root=self.app.root, log=self.report,
+        )
+
+    # ---------------------------------------------------------------- program
+    async def run_program(self) -> None:
+        """Run the app's program for the stage and collect what it declares."""
+        program = self.app.program_function
+        if program is None:
+            raise ConfigError(
+                f"app {self.app.name!r} has no program",
+                where=self.where(),
+                fix="decorate a function of the stage with @app.program",
+            )
+        declarations = Declarations(self.stage)
+        token = _declaring.set(declarations)
+        try:
+            result = program(self.stage)
+            if inspect.isawaitable(result):
+                result = await result
+        except AlchemyError:
+            raise
+        except Exception as exc:
+            raise ProgramError(
+                f"the program raised {type(exc).__name__}: {exc}",
+                where=f"{_user_frame(exc)}, app {self.app.name}, stage {self.stage.name}, "
+                f"phase {self.stage.phase.value}",
+                fix="fix the program (run with --debug to see the whole traceback); "
+                "nothing was changed",
+            ) from exc
+        finally:
+            _declaring.reset(token)
+        if result is not None and not isinstance(result, Mapping):
+            raise ConfigError(
+                f"the program returned {type(result).__name__}; it must return a dict of "
+                "outputs or None",
+                where=self.where(),
+                fix="return e.g. {'url': api.url}",
+            )
+        self.declared = declarations.resources
+        self.program_outputs = dict(result or {})
+        for res in self.declared.values():
+            for dep in res.dependencies():
+                if self.declared.get(dep.id) is not dep:
+                    raise ConfigError(
+                        f"resource {res.id!r} refers to {dep.id!r}, which this program run "
+                        "did not declare",
+                        where=self.where(res.id, res.kind),
+                        fix="declare every resource inside the program that uses it",
+                    )
+
+    # ----------------------------------------------------------------- secrets
+    def box(self, *, create: bool) -> Any:
+        if self._box is not None:
+            return self._box
+        from ..state._crypto import SecretBox
+
+        params = self.state.meta.get("secrets")
+        if params is None and not create:
+            raise SecretError("state holds a sealed secret but no secret parameters",
+                              where=self.where(), fix="restore the stage's state.json")
+        if not self.password:
+            raise SecretError(
+                "this stage uses secrets, and no password is set to seal or open them",
+                where=self.where(),
+                fix="export ALCHEMY_PASSWORD=... (the same password every run), or pass "
+                "password= to App",
+            )
+        self._box = (
+            SecretBox.open(self.password, params, where=self.where())
+            if params is not None
+            else SecretBox.create(self.password)
+        )
+        return self._box
+
+    # ---------------------------------------------------------------- encoding
+    def encode_state(self, value: Any) -> Any:
+        def secret(s: Secret) -> Any:
+            return {"@secret": self.box(create=True).seal(s.reveal())}
+
+        def ref(r: Ref) -> Any:
+            raise StateError(f"unresolved reference {r!r} reached state", where=self.where())
+
+        return walk(value, {Secret: secret, _Referable: lambda r: {"@resource": r.id}, Ref: ref})
+
+    def encode_digest(self, value: Any, *, declared: bool = False) -> Any:
+        def resource(r: _Referable) -> Any:
+            if declared:
+                return {"@resource": r.id}
+            return {"@resource": r.id, "outputs": self.outputs_by_id.get(r.id, UNKNOWN)}
+
+        def ref(r: Ref) -> Any:
+            return {"@ref": f"{r.resource.id}.{r.name}"} if declared else UNKNOWN
+
+        return walk(
+            value,
+            {Secret: lambda s: {"@secret": self.box(create=True).mac(s.reveal())},
+             _Referable: resource, Ref: ref},
+            skip_defaults=True,
+        )
+
+    @staticmethod
+    def encode_display(value: Any) -> Any:
+        return walk(value, {Secret: lambda s: MASK, _Referable: lambda r: f"<{r.id}>",
+                            Ref: lambda r: UNKNOWN})
+
+    def decode(self, value: Any) -> Any:
+        """State JSON back to Python: sealed secrets opened, resource links as handles."""
+        if isinstance(value, dict):
+            if len(value) == 1 and "@secret" in value:
+                return Secret(self.box(create=False).open_value(value["@secret"]))
+            if len(value) == 1 and "@resource" in value:
+                rid = value["@resource"]
+                rec = self.state.records.get(rid, {})
+                return ResourceHandle(rid, rec.get("kind", ""), self.outputs_by_id.get(
+                    rid, rec.get("outputs", {})))
+            return {k: self.decode(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.decode(v) for v in value]
+        return value
+
+    def props_from_state(self, cls: type[Resource[Any, Any]], data: Any) -> Props:
+        decoded = self.decode(data or {})
+        try:
+            return cls.props_model.model_validate(decoded)
+        except ValidationError:  # the kind's props changed shape since: keep what we have
+            return cls.props_model.model_construct(**decoded)
+
+    def outputs_from_state(self, cls: type[Resource[Any, Any]], data: Any) -> Outputs | None:
+        if not data:
+            return None
+        decoded = self.decode(data)
+        try:
+            return cls.outputs_model.model_validate(decoded)
+        except ValidationError:
+            return cls.outputs_model.model_construct(**decoded)
+
+    def resource_digest(self, res: Resource[Any, Any], props: Props) -> str:
+        extra = self.provider(type(res)).fingerprint(self.ctx(res.id, res.kind), props) or ""
+        return digest(res.kind, canonical_json(self.encode_digest(props)), extra)
+
+    def provider(self, cls: type[Resource[Any, Any]]) -> Provider[Any, Any]:
+        if cls not in self._providers:
+            self._providers[cls] = cls.provider()
+        return self._providers[cls]
+
+    # ------------------------------------------------------------------- refs
+    def resolve(self, res: Resource[Any, Any]) -> Props | None:
+        """The props with every ref replaced by its value; None if a value is unknown."""
+        deps = list(res.dependencies())
+        if not deps:
+            return res.props
+        if any(d.id not in self.outputs_by_id for d in deps):
+            return None
+        for dep in deps:
+            if dep.outputs is None:
+                dep.outputs = type(dep).outputs_model.model_validate(
+                    self.outputs_by_id[dep.id])
+        try:
+            return type(res).props_model.model_validate(self._substitute(res.props))
+        except ValidationError as exc:
+            raise ConfigError(f"a resolved reference does not fit the props of {res.kind}: {exc}",
+                              where=self.where(res.id, res.kind),
+                              fix="pass a reference to an output of the right type") from None
+
+    def _substitute(self, value: Any) -> Any:
+        if isinstance(value, Ref):
+            return self.outputs_by_id[value.resource.id][value.name]
+        if isinstance(value, BaseModel):
+            return {n: self._substitute(getattr(value, n)) for n in type(value).model_fields}
+        if isinstance(value, dict):
+            return {k: self._substitute(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self._substitute(v) for v in value)
+        return value
+
+    def _set_outputs(self, res: Resource[Any, Any] | None, rid: str, outputs: Any) -> None:
+        if isinstance(outputs, BaseModel):
+            data = outputs.model_dump()
+        else:
+            data = self.decode(outputs or {})
+        self.outputs_by_id[rid] = data
+        if res is not None:
+            res.outputs = (outputs if isinstance(outputs, BaseModel)
+                           else type(res).outputs_model.model_validate(data))
+
+    # ------------------------------------------------------------------- plan
+    def compute_plan(self) -> Plan:
+        changes: list[Change] = []
+        records = self.state.records
+        for rid, rec in records.items():  # outputs of what state already has
+            if rec.get("status") in SETTLED and rec.get("outputs") is not None:
+                self.outputs_by_id.setdefault(rid, rec["outputs"])
+        planned: dict[str, Action] = {}
+        for rid, res in self.declared.items():
+            change = self._plan_one(rid, res, records.get(rid), planned)
+            planned[rid] = change.action
+            if change.action is not Action.NOOP:
+                self.outputs_by_id.pop(rid, None)  # changing: its outputs are not known yet
+            changes.append(change)
+        for rid in self._delete_order([r for r in records if r not in self.declared]):
+            rec = records[rid]
+            changes.append(Change(rid, rec.get("kind", "?"), Action.DELETE,
+                                  reason="no longer declared", deps=tuple(rec.get("deps", []))))
+        return Plan(self.app.name, self.stage.name, Phase.UP, tuple(changes),
+                    self.state.fingerprint())
+
+    def _plan_one(self, rid: str, res: Resource[Any, Any], rec: dict[str, Any] | None,
+                  planned: dict[str, Action]) -> Change:
+        deps = tuple(dict.fromkeys(d.id for d in res.dependencies()))
+        declared = digest(res.kind, canonical_json(self.encode_digest(res.props, declared=True)))
+        base = {"id": rid, "kind": res.kind, "deps": deps, "declared": declared}
+        if rec is None:
+            return Change(action=Action.CREATE, **base)
+        if rec.get("kind") != res.kind:
+            raise ConfigError(
+                f"resource {rid!r} is a {rec.get('kind')} in state but declared as {res.kind}",
+                where=self.where(rid, res.kind),
+                fix="give the new resource another id (the old one is then deleted), or "
+                "destroy the old one first",
+            )
+        status = rec.get("status")
+        if status == ResourceStatus.CREATING.value:
+            return Change(action=Action.CREATE, reason="finishing an interrupted create", **base)
+        if status == ResourceStatus.DELETING.value:
+            return Change(action=Action.CREATE, reason="re-creating after an interrupted delete",
+                          **base)
+        props = self.resolve(res)
+        cls = type(res)
+        old = self.props_from_state(cls, rec.get("props"))
+        fields = self._field_changes(cls, old, props if props is not None else res.props)
+        if props is not None:
+            same = self.resource_digest(res, props) == rec.get("digest")
+            if same and status in SETTLED:
+                reason = "finishing a replacement" if rec.get("replaced") else ""
+                return Change(action=Action.NOOP, reason=reason, **base)
+        action, why = self._update_or_replace(cls, old, props, fields)
+        if status in (ResourceStatus.UPDATING.value, ResourceStatus.REPLACING.value):
+            why = f"finishing an interrupted {status.removesuffix('ing')}e"
+        elif props is None and not fields:
+            why = "depends on " + ", ".join(d for d in deps if planned.get(d) != Action.NOOP)
+        return Change(action=action, reason=why, fields=tuple(fields), **base)
+
+    def _update_or_replace(self, cls: type[Resource[Any, Any]], old: Props,
+                           new: Props | None, fields: list[FieldChange]) -> tuple[Action, str]:
+        provider = self.provider(cls)
+        forced = [f.path for f in fields if f.forces_replacement]
+        if forced:
+            return Action.REPLACE, f"{', '.join(forced)} cannot change in place"
+        if new is not None:
+            verdict = provider.diff(old, new)
+            if verdict is not None and verdict.replace:
+                return Action.REPLACE, verdict.reason or "the provider replaces on this change"
+        if type(provider).update is Provider.update:
+            return Action.REPLACE, f"{cls.kind} cannot be updated in place"
+        return Action.UPDATE, ""
+
+    def _field_changes(self, cls: type[Resource[Any, Any]], old: Props,
+                       new: Props) -> list[FieldChange]:
+        replace_on = self.provider(cls).replace_on
+        before_d, after_d = self.encode_digest(old), self.encode_digest(new)
+        before_v, after_v = self.encode_display(old), self.encode_display(new)
+        out: list[FieldChange] = []
+        for name in sorted(set(before_d) | set(after_d)):
+            b, a = before_d.get(name), after_d.get(name)
+            if b == a:
+                continue
+            if isinstance(b, dict) and isinstance(a, dict) and not _is_marker(b) and \
+                    not _is_marker(a):
+                bv, av = before_v.get(name) or {}, after_v.get(name) or {}
+                for key in sorted(set(b) | set(a)):
+                    if b.get(key) != a.get(key):
+                        out.append(FieldChange(f"{name}.{key}", bv.get(key), av.get(key),
+                                               name in replace_on))
+            else:
+                out.append(FieldChange(name, before_v.get(name), after_v.get(name),
+                                       name in replace_on and a != UNKNOWN))
+        return out
+
+    def _delete_order(self, rids: list[str]) -> list[str]:
+        """Dependents first: a resource is deleted after everything that depends on it."""
+        records = self.state.records
+        chosen = set(rids)
+        order: list[str] = []
+        seen: set[str] = set()
+
+        def visit(rid: str) -> None:
+            if rid in seen:
+                return
+            seen.add(rid)
+            for other in rids:
+                if rid in records[other].get("deps", []):
+                    visit(other)
+            order.append(rid)
+
+        for rid in rids:
+            if rid in chosen:
+                visit(rid)
+        return order
+
+    # ------------------------------------------------------------------ apply
+    async def apply(self, plan: Plan) -> RunResult:
+        journal = _GroupJournal(self.store, self.state)
+        semaphore = asyncio.Semaphore(self.concurrency)
+        result = RunResult(self.app.name, self.stage.name, Phase.UP, plan_digest=plan.digest,
+                           recovered=self.state.replayed > 0)
+        by_id = {c.id: c for c in plan.changes}
+        done: dict[str, asyncio.Event] = {}
+        failed: dict[str, BaseException] = {}
+
+        async def one(res: Resource[Any, Any], change: Change) -> None:
+            try:
+                for dep in change.deps:
+                    if dep in done:
+                        await done[dep].wait()
+                bad = [d for d in change.deps if d in failed]
+                if bad:
+                    raise ProviderError(f"skipped: dependency {', '.join(bad)} failed",
+                                        where=self.where(res.id, res.kind))
+                action = await self._apply_one(res, journal, semaphore)
+                result.resources.append(ResourceResult(res.id, res.kind, action))
+            except Exception as exc:
+                failed[res.id] = exc
+                result.resources.append(ResourceResult(res.id, res.kind, change.action,
+                                                       ok=False, error=str(exc)))
+                self.report("resource.failed", id=res.id, kind=res.kind, error=str(exc))
+            finally:
+                done[res.id].set()
+
+        tasks = []
+        for rid, res in self.declared.items():
+            change = by_id[rid]
+            if change.action is Action.NOOP and not self.state.records[rid].get("replaced"):
+                self._set_outputs(res, rid, self.state.records[rid].get("outputs"))
+                result.resources.append(ResourceResult(rid, res.kind, Action.NOOP))
+                continue
+            done[rid] = asyncio.Event()
+            tasks.append((res, change))
+        await asyncio.gather(*(one(res, change) for res, change in tasks))
+
+        if failed:
+            await self._checkpoint()
+            raise self._deploy_error(result, failed, "up")
+        orphans = [c.id for c in plan.changes if c.action is Action.DELETE]
+        await self._delete_many(orphans, journal, semaphore, result, full=True)
+        pending = [rid for rid in self.declared if self.state.records.get(rid, {}).get("replaced")]
+        await self._delete_many(pending, journal, semaphore, result, full=False)
+        failed = {r.id: ProviderError(r.error or "") for r in result.resources if not r.ok}
+        self.finish_outputs(result)
+        if self.state.meta.get("outputs") != result.outputs_stored:
+            await journal.write({"t": "meta", "key": "outputs",
+                                 "value": result.outputs_stored})
+        await self._checkpoint()
+        if failed:
+            raise self._deploy_error(result, failed, "up")
+        return result
+
+    async def _apply_one(self, res: Resource[Any, Any], journal: _GroupJournal,
+                         semaphore: asyncio.Semaphore) -> Action:
+        rid, cls = res.id, type(res)
+        rec = self.state.records.get(rid)
+        props = self.resolve(res)
+        if props is None:  # cannot happen: dependencies are done
+            raise ProviderError(f"unresolved references in {rid!r}", where=self.where(rid))
+        dig = self.resource_digest(res, props)
+        status = rec.get("status") if rec else None
+        if rec is not None and status in SETTLED and rec.get("digest") == dig:
+            self._set_outputs(res, rid, rec.get("outputs"))
+            return Action.NOOP
+        provider = self.provider(cls)
+        ctx = self.ctx(rid, res.kind)
+        stored = self.encode_state(props)
+        deps = list(dict.fromkeys(d.id for d in res.dependencies()))
+        now = _now()
+        base = {"kind": res.kind, "deps": deps, "created": (rec or {}).get("created", now),
+                "updated": now}
+        replaced = list((rec or {}).get("replaced", []))
+        if replaced:
+            base["replaced"] = replaced
+
+        if rec is None or status in (ResourceStatus.CREATING.value, ResourceStatus.DELETING.value):
+            action = Action.CREATE
+        else:
+            old = self.props_from_state(cls, rec.get("props"))
+            fields = self._field_changes(cls, old, props)
+            verdict = provider.diff(old, props)
+            if verdict is not None and not verdict.changed and status in SETTLED:
+                await journal.put(rid, {**rec, "props": stored, "digest": dig, "updated": now})
+                self._set_outputs(res, rid, rec.get("outputs"))
+                return Action.NOOP
+            action, _ = self._update_or_replace(cls, old, props, fields)
+
+        self.report("resource.start", id=rid, kind=res.kind, action=action.value)
+        if action is Action.CREATE:
+            await journal.put(rid, {**base, "status": ResourceStatus.CREATING.value,
+                                    "props": stored, "digest": None, "outputs": None})
+            outputs = await self._call(semaphore, rid, res.kind, "create",
+                                       provider.create(ctx, props))
+            final = ResourceStatus.CREATED
+        elif action is Action.UPDATE:
+            assert rec is not None
+            await journal.put(rid, {**rec, "status": ResourceStatus.UPDATING.value,
+                                    "next": stored, "updated": now})
+            old_outputs = self.outputs_from_state(cls, rec.get("outputs"))
+            outputs = await self._call(semaphore, rid, res.kind, "update",
+                                       provider.update(ctx, old, props, old_outputs))
+            final = ResourceStatus.UPDATED
+        else:
+            assert rec is not None
+            old_half = {"props": rec.get("props"), "outputs": rec.get("outputs")}
+            await journal.put(rid, {**rec, "status": ResourceStatus.REPLACING.value,
+                                    "next": stored, "updated": now})
+            if provider.delete_first:
+                old_outputs = self.outputs_from_state(cls, rec.get("outputs"))
+                await self._call(semaphore, rid, res.kind, "delete",
+                                 provider.delete(ctx, old, old_outputs))
+                await journal.put(rid, {**base, "status": ResourceStatus.CREATING.value,
+                                        "props": stored, "digest": None, "outputs": None})
+            else:
+                base["replaced"] = [*replaced, old_half]
+            outputs = await self._call(semaphore, rid, res.kind, "create",
+                                       provider.create(ctx, props))
+            final = ResourceStatus.CREATED
+        if not isinstance(outputs, cls.outputs_model):
+            raise ProviderError(
+                f"the {res.kind} provider returned {type(outputs).__name__}, not "
+                f"{cls.outputs_model.__name__}",
+                where=self.where(rid, res.kind), fix="return the kind's outputs model",
+            )
+        await journal.put(rid, {**base, "status": final.value, "props": stored, "digest": dig,
+                                "outputs": self.encode_state(outputs)})
+        self._set_outputs(res, rid, outputs)
+        self.report("resource.done", id=rid, kind=res.kind, action=action.value)
+        return action
+
+    async def _call(self, semaphore: asyncio.Semaphore, rid: str, kind: str, op: str,
+                    call: Awaitable[Any]) -> Any:
+        async with semaphore:
+            try:
+                return await call
+            except AlchemyError:
+                raise
+            except Exception as exc:
+                raise ProviderError(
+                    f"{op} failed: {type(exc).__name__}: {exc}",
+                    where=self.where(rid, kind),
+                    fix="fix the cause and run again; the run resumes where it stopped",
+                ) from exc
+
+    # ----------------------------------------------------------------- delete
+    async def _delete_many(self, rids: list[str], journal: _GroupJournal,
+                           semaphore: asyncio.Semaphore, result: RunResult, *,
+                           full: bool) -> None:
+        """Delete records (full) or only the old halves of replacements, dependents first."""
+        if not rids:
+            return
+        records = self.state.records
+        done = {rid: asyncio.Event() for rid in rids}
+        failed: set[str] = set()
+        dependents = {rid: [o for o in rids if rid in records[o].get("deps", [])] for rid in rids}
+
+        async def one(rid: str) -> None:
+            kind = records[rid].get("kind", "?")
+            try:
+                for other in dependents[rid]:
+                    await done[other].wait()
+                if any(o in failed for o in dependents[rid]):
+                    raise ProviderError(f"skipped: a dependent of {rid!r} could not be deleted",
+                                        where=self.where(rid, kind))
+                await self._delete_one(rid, journal, semaphore, full=full)
+                if full:
+                    result.resources.append(ResourceResult(rid, kind, Action.DELETE))
+            except Exception as exc:
+                failed.add(rid)
+                result.resources.append(ResourceResult(rid, kind, Action.DELETE, ok=False,
+                                                       error=str(exc)))
+                self.report("resource.failed", id=rid, kind=kind, error=str(exc))
+            finally:
+                done[rid].set()
+
+        await asyncio.gather(*(one(rid) for rid in rids))
+
+    async def _delete_one(self, rid: str, journal: _GroupJournal, semaphore: asyncio.Semaphore,
+                          *, full: bool) -> None:
+        rec = self.state.records[rid]
+        kind = rec.get("kind", "?")
+        cls = kind_registry.get(kind)
+        if cls is None:
+            raise ProviderError(
+                f"unknown resource kind {kind!r}",
+                where=self.where(rid, kind),
+                fix="import the module that defines the kind in the program, or install the "
+                "alchemy-nb extra that provides it",
+            )
+        provider = self.provider(cls)
+        ctx = self.ctx(rid, kind)
+        for half in list(rec.get("replaced", [])):
+            props = self.props_from_state(cls, half.get("props"))
+            outputs = self.outputs_from_state(cls, half.get("outputs"))
+            await self._call(semaphore, rid, kind, "delete (old replaced resource)",
+                             provider.delete(ctx, props, outputs))
+            rec = dict(self.state.records[rid])
+            rec["replaced"] = [h for h in rec.get("replaced", []) if h != half]
+            if not rec["replaced"]:
+                del rec["replaced"]
+            await journal.put(rid, rec)
+        if not full:
+            return
+        self.report("resource.start", id=rid, kind=kind, action="delete")
+        await journal.put(rid, {**rec, "status": ResourceStatus.DELETING.value,
+                                "updated": _now()})
+        outputs = self.outputs_from_state(cls, rec.get("outputs"))
+        shapes = [rec.get("props")]
+        if rec.get("next") is not None and rec.get("next") != rec.get("props"):
+            shapes.append(rec["next"])  # an interrupted update or replace: either may exist
+        for shape in shapes:
+            await self._call(semaphore, rid, kind, "delete",
+                             provider.delete(ctx, self.props_from_state(cls, shape), outputs))
+        await journal.delete(rid)
+        self.report("resource.done", id=rid, kind=kind, action="delete")
+
+    async def destroy(self) -> RunResult:
+        journal = _GroupJournal(self.store, self.state)
+        semaphore = asyncio.Semaphore(self.concurrency)
+        result = RunResult(self.app.name, self.stage.name, Phase.DESTROY,
+                           recovered=self.state.replayed > 0)
+        for rid, rec in self.state.records.items():
+            if rec.get("outputs") is not None:
+                self.outputs_by_id[rid] = rec["outputs"]
+        rids = self._delete_order(list(self.state.records))
+        await self._delete_many(rids, journal, semaphore, result, full=True)
+        failed = {r.id: ProviderError(r.error or "") for r in result.resources if not r.ok}
+        if failed:
+            await self._checkpoint()
+            raise self._deploy_error(result, failed, "destroy")
+        await self.store.drop(self.app.name, self.stage.name)
+        return result
+
+    def destroy_plan(self) -> Plan:
+        records = self.state.records
+        changes = tuple(
+            Change(rid, records[rid].get("kind", "?"), Action.DELETE, reason="destroy",
+                   deps=tuple(records[rid].get("deps", [])))
+            for rid in self._delete_order(list(records))
+        )
+        return Plan(self.app.name, self.stage.name, Phase.DESTROY, changes,
+                    self.state.fingerprint())
+
+    # ------------------------------------------------------------------- read
+    def read(self) -> RunResult:
+        result = RunResult(self.app.name, self.stage.name, Phase.READ)
+        missing = []
+        for rid, res in self.declared.items():
+            rec = self.state.records.get(rid)
+            if rec is None or rec.get("status") not in SETTLED:
+                missing.append(rid)
+                continue
+            self._set_outputs(res, rid, rec.get("outputs"))
+            result.resources.append(ResourceResult(rid, res.kind, Action.NOOP))
+        if missing:
+            first = self.declared[missing[0]]
+            raise StateError(
+                f"{len(missing)} declared resource(s) are not deployed in stage "
+                f"{self.stage.name!r}: {', '.join(missing)}",
+                where=self.where(first.id, first.kind),
+                fix=f"deploy the stage first: alchemy-nb deploy --stage {self.stage.name}",
+            )
+        self.finish_outputs(result)
+        return result
+
+    # ---------------------------------------------------------------- helpers
+    def finish_outputs(self, result: RunResult) -> None:
+        def ref(r: Ref) -> Any:
+            return self.outputs_by_id[r.resource.id][r.name]
+
+        resolved = self._substitute_outputs(self.program_outputs, ref)
+        result.outputs = resolved
+        result.outputs_masked = self.encode_display(resolved)
+        result.outputs_stored = self.encode_state(resolved)
+
+    def _substitute_outputs(self, value: Any, ref: Callable[[Ref], Any]) -> Any:
+        if isinstance(value, Ref):
+            return ref(value)
+        if isinstance(value, Resource):
+            return dict(self.outputs_by_id.get(value.id, {}))
+        if isinstance(value, Mapping):
+            return {str(k): self._substitute_outputs(v, ref) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._substitute_outputs(v, ref) for v in value]
+        return value
+
+    async def _checkpoint(self) -> None:
+        if self.state.records:
+            await self.store.checkpoint(self.state)
+        else:
+            await self.store.drop(self.app.name, self.stage.name)
+
+    def _deploy_error(self, result: RunResult, failed: Mapping[str, BaseException],
+                      phase: str) -> DeployError:
+        names = sorted(failed)
+        first = failed[names[0]]
+        return DeployError(
+            f"{phase} of {self.app.name}/{self.stage.name} failed for {len(names)} "
+            f"resource(s): {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}; "
+            f"first error: {first}",
+            where=self.where(),
+            fix="fix the cause and run again; finished work is kept and the rest resumes",
+            failures=dict(failed),
+            result=result,
+        )
+
+    def check_saved_plan(self, saved: Plan, current: Plan) -> None:
+        if (saved.app, saved.stage, saved.phase) != (current.app, current.stage, current.phase):
+            raise PlanError(
+                f"the saved plan is for {saved.app}/{saved.stage} ({saved.phase.value}), not "
+                f"{current.app}/{current.stage} ({current.phase.value})",
+                where=self.where(), fix="pass the plan made for this stage")
+        if saved.base != current.base:
+            raise PlanError(
+                "the stage's state changed since the plan was made",
+                where=self.where(),
+                fix=f"make a new plan: alchemy-nb plan --stage {self.stage.name} --out FILE")
+        if saved.digest != current.digest:
+            raise PlanError(
+                "the program changed since the plan was made (its changes differ)",
+                where=self.where(),
+                fix=f"make a new plan: alchemy-nb plan --stage {self.stage.name} --out FILE")
+
+
+def _is_marker(value: Mapping[str, Any]) -> bool:
+    return len(value) <= 2 and ("@secret" in value or "@resource" in value)
+
+
+def _user_frame(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):
+        if not frame.filename.startswith(_PACKAGE_DIR) and not frame.filename.startswith("<"):
+            return f"{os.path.relpath(frame.filename)}:{frame.lineno} in {frame.name}"
+    return "the program"

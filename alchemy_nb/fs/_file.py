@@ -1,0 +1,74 @@
+"""``fs::File``: a file with the given content."""
+
+from __future__ import annotations
+
+import os
+from contextlib import suppress
+
+from ..engine import Input, Outputs, Props, Provider, Resource, ResourceContext
+
+__all__ = ["File", "FileOutputs", "FileProps"]
+
+
+class FileProps(Props):
+    """Props of :class:`File`."""
+
+    path: Input[str]
+    """Where the file lives; relative paths are relative to the app's folder."""
+    content: Input[str] = ""
+    """The file's text (UTF-8)."""
+
+
+class FileOutputs(Outputs):
+    """Outputs of :class:`File`."""
+
+    path: str
+    content: str
+
+
+class FileProvider(Provider[FileProps, FileOutputs]):
+    """Writes, rewrites and removes the file. A changed ``path`` replaces the file."""
+
+    replace_on = frozenset({"path"})
+
+    async def create(self, ctx: ResourceContext, props: FileProps) -> FileOutputs:
+        return self._write(ctx, props)
+
+    async def update(self, ctx: ResourceContext, old: FileProps, props: FileProps,
+                     outputs: FileOutputs | None) -> FileOutputs:
+        return self._write(ctx, props)
+
+    async def delete(self, ctx: ResourceContext, props: FileProps,
+                     outputs: FileOutputs | None) -> None:
+        with suppress(FileNotFoundError):
+            os.unlink(ctx.resolve_path(str(props.path)))
+
+    def _write(self, ctx: ResourceContext, props: FileProps) -> FileOutputs:
+        path, content = str(props.path), str(props.content)
+        target = ctx.resolve_path(path)
+        data = content.encode()
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except FileNotFoundError:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        return FileOutputs(path=path, content=content)
+
+
+class File(Resource[FileProps, FileOutputs]):
+    """A file with the given content, kept in sync on every deploy.
+
+    Example::
+
+        greeting = File("greeting", path="out/hello.txt", content="hello")
+        greeting.path   # a reference to the output, usable in other resources' props
+    """
+
+    kind = "fs::File"
+    props_model = FileProps
+    outputs_model = FileOutputs
+    provider = FileProvider

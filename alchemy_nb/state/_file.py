@@ -1,0 +1,274 @@
+"""The embedded default store: plain JSON files under ``.alchemy/`` beside the program.
+
+Layout, all human-readable::
+
+    .alchemy/<app>/<stage>/state.json      snapshot: every record of the stage, sorted
+    .alchemy/<app>/<stage>/journal.jsonl   entries written since the snapshot (one per line)
+    .alchemy/<app>/locks/<stage>.lock      the stage's writer lock (empty when free)
+
+Every change is appended to the journal and fsynced before the engine goes on, so a
+run killed at any instant leaves a journal that replays to exactly what had happened.
+A checkpoint writes a new snapshot (temporary file, fsync, rename, fsync of the folder)
+and only then empties the journal; replaying a journal over a snapshot that already
+holds it gives the same state, so a crash between the two steps loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from ..errors import StateCorruptError, StateError
+from ._lock import FileLock, break_file_lock, read_file_lock
+from ._protocol import Entry, LockInfo, StageState
+
+__all__ = ["FileStore"]
+
+FORMAT = "alchemy-nb/state@1"
+
+
+class FileStore:
+    """State as JSON files under ``root`` (by default ``<app dir>/.alchemy``).
+
+    Example::
+
+        store = FileStore(Path(".alchemy"))
+        state = await store.load("hello", "dev")
+    """
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.location = str(self.root)
+        self._journals: dict[tuple[str, str], _Journal] = {}
+
+    def _stage_dir(self, app: str, stage: str) -> Path:
+        return self.root / app / stage
+
+    async def load(self, app: str, stage: str) -> StageState:
+        return self._load(app, stage)
+
+    def _load(self, app: str, stage: str) -> StageState:
+        folder = self._stage_dir(app, stage)
+        state = StageState(app=app, stage=stage)
+        snapshot = folder / "state.json"
+        try:
+            raw = snapshot.read_bytes()
+        except FileNotFoundError:
+            raw = None
+        except OSError as exc:
+            raise StateError(f"cannot read {snapshot}: {exc.strerror}", where=str(snapshot),
+                             fix="check the file's permissions") from exc
+        if raw is not None:
+            _read_snapshot(snapshot, raw, state)
+        journal = self._journal(app, stage)
+        for entry in journal.read():
+            state.apply(entry)
+            state.replayed += 1
+        return state
+
+    def _journal(self, app: str, stage: str) -> _Journal:
+        key = (app, stage)
+        if key not in self._journals:
+            self._journals[key] = _Journal(self._stage_dir(app, stage) / "journal.jsonl")
+        return self._journals[key]
+
+    async def append(self, app: str, stage: str, entries: Sequence[Entry]) -> None:
+        if entries:
+            await asyncio.to_thread(self._journal(app, stage).append, entries)
+
+    async def checkpoint(self, state: StageState) -> None:
+        await asyncio.to_thread(self._checkpoint, state)
+
+    def _checkpoint(self, state: StageState) -> None:
+        folder = self._stage_dir(state.app, state.stage)
+        folder.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "format": FORMAT,
+            "app": state.app,
+            "stage": state.stage,
+            "meta": state.meta,
+            "resources": state.records,
+        }
+        data = json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+        _atomic_write(folder / "state.json", data)
+        self._journal(state.app, state.stage).clear()
+        state.replayed = 0
+
+    async def drop(self, app: str, stage: str) -> None:
+        folder = self._stage_dir(app, stage)
+        self._journal(app, stage).close()
+        for name in ("journal.jsonl", "state.json"):
+            with suppress(FileNotFoundError):
+                (folder / name).unlink()
+        with suppress(OSError):
+            folder.rmdir()
+        _fsync_dir(folder.parent)
+
+    @asynccontextmanager
+    async def lock(
+        self,
+        app: str,
+        stage: str,
+        *,
+        operation: str,
+        timeout: float,
+        on_wait: Any = None,
+        on_takeover: Any = None,
+    ) -> AsyncIterator[LockInfo]:
+        lock = FileLock(self.root / app / "locks" / f"{stage}.lock", app, stage)
+        info = await lock.acquire(operation, timeout, on_wait=on_wait, on_takeover=on_takeover)
+        try:
+            yield info
+        finally:
+            self._journal(app, stage).close()
+            lock.release(info)
+
+    async def current_lock(self, app: str, stage: str) -> LockInfo | None:
+        return read_file_lock(self.root / app / "locks" / f"{stage}.lock")
+
+    async def break_lock(self, lock_id: str) -> LockInfo:
+        return break_file_lock(self.root, lock_id)
+
+    async def stages(self, app: str) -> list[str]:
+        folder = self.root / app
+        if not folder.is_dir():
+            return []
+        return sorted(
+            p.name for p in folder.iterdir()
+            if p.is_dir() and ((p / "state.json").exists() or (p / "journal.jsonl").exists())
+        )
+
+
+def _read_snapshot(path: Path, raw: bytes, state: StageState) -> None:
+    fix = (
+        "restore the file from version control or a backup; if the stage's resources are "
+        "gone, delete the file to start the stage afresh"
+    )
+    try:
+        doc = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        line = getattr(exc, "lineno", None)
+        at = f"{path}:{line}" if line else str(path)
+        raise StateCorruptError(f"state file is not valid JSON ({exc})", where=at, fix=fix) from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise StateCorruptError(
+            f"state file is not an alchemy-nb state snapshot (expected format {FORMAT!r})",
+            where=str(path), fix=fix,
+        )
+    records = doc.get("resources")
+    if not isinstance(records, dict) or not all(
+        isinstance(r, dict) and isinstance(r.get("kind"), str) and isinstance(r.get("status"), str)
+        for r in records.values()
+    ):
+        raise StateCorruptError("state file has a damaged resource record", where=str(path),
+                                fix=fix)
+    state.records = records
+    state.meta = doc.get("meta") or {}
+
+
+class _Journal:
+    """An append-only JSON-lines file, fsynced on every append."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._valid_length: int | None = None
+
+    def read(self) -> list[Entry]:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            self._valid_length = 0
+            return []
+        entries: list[Entry] = []
+        end = raw.rfind(b"\n") + 1  # a last line without newline is a torn write: ignored
+        for lineno, line in enumerate(raw[:end].splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                if not isinstance(entry, dict) or entry.get("t") not in ("put", "del", "meta"):
+                    raise ValueError("not a journal entry")
+            except ValueError as exc:
+                raise StateCorruptError(
+                    f"journal line {lineno} is damaged ({exc})",
+                    where=f"{self.path}:{lineno}",
+                    fix="restore the file from a backup, or remove the damaged line if you "
+                    "know the operation it recorded did not happen",
+                ) from None
+            entries.append(entry)
+        self._valid_length = end
+        return entries
+
+    def append(self, entries: Sequence[Entry]) -> None:
+        data = b"".join(
+            json.dumps(e, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+            for e in entries
+        )
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            created = not self.path.exists()
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            if self._valid_length is None:  # never read: find where the last whole line ends
+                self.read()
+            size = os.fstat(self._fd).st_size
+            if self._valid_length is not None and size > self._valid_length:
+                os.ftruncate(self._fd, self._valid_length)  # drop a torn tail before appending
+            if created:
+                _fsync_dir(self.path.parent)
+        try:
+            os.write(self._fd, data)
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise StateError(f"cannot write the journal: {exc.strerror}", where=str(self.path),
+                             fix="free disk space or fix the folder's permissions") from exc
+
+    def clear(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.fsync(self._fd)
+        elif self.path.exists():
+            with open(self.path, "r+b") as fh:
+                fh.truncate(0)
+                os.fsync(fh.fileno())
+        self._valid_length = 0
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._valid_length = None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with suppress(OSError):
+            tmp.unlink()
+        raise StateError(f"cannot write {path}: {exc.strerror}", where=str(path),
+                         fix="free disk space or fix the folder's permissions") from exc
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,177 @@
+"""The state store protocol: what every store (files, SQLite, PostgreSQL) provides."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from .._canonical import canonical_json, digest
+
+__all__ = ["Entry", "LockInfo", "StageState", "StateStore"]
+
+Entry = dict[str, Any]
+"""One journal entry: ``{"t": "put", "id", "rec"}``, ``{"t": "del", "id"}`` or
+``{"t": "meta", "key", "value"}``. Replaying entries in order rebuilds the state."""
+
+
+@dataclass
+class StageState:
+    """Everything a store knows about one stage of one app."""
+
+    app: str
+    stage: str
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    replayed: int = 0
+    """Journal entries found on load: more than zero means a run was interrupted."""
+
+    def apply(self, entry: Entry) -> None:
+        kind = entry.get("t")
+        if kind == "put":
+            self.records[entry["id"]] = entry["rec"]
+        elif kind == "del":
+            self.records.pop(entry["id"], None)
+        elif kind == "meta":
+            if entry.get("value") is None:
+                self.meta.pop(entry["key"], None)
+            else:
+                self.meta[entry["key"]] = entry["value"]
+        else:
+            raise ValueError(f"unknown journal entry type {kind!r}")
+
+    def fingerprint(self) -> str:
+        """Changes whenever any record changes: saved plans compare it before applying."""
+        summary = {
+            rid: [rec.get("status"), rec.get("digest"), bool(rec.get("replaced"))]
+            for rid, rec in self.records.items()
+        }
+        return digest(canonical_json(summary))
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """Who holds a stage lock: user, host, process and what it is doing."""
+
+    id: str
+    app: str
+    stage: str
+    operation: str
+    user: str
+    host: str
+    pid: int
+    pid_started: str
+    since: float
+
+    @classmethod
+    def mine(cls, lock_id: str, app: str, stage: str, operation: str) -> LockInfo:
+        try:
+            user = getpass.getuser()
+        except Exception:  # no user name in this environment (some containers)
+            user = str(os.getuid())
+        return cls(
+            id=lock_id,
+            app=app,
+            stage=stage,
+            operation=operation,
+            user=user,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            pid_started=process_start_marker(os.getpid()),
+            since=time.time(),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["since_iso"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since))
+        return data
+
+    def describe(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.since))
+        return (
+            f"lock {self.id} held by {self.user}@{self.host} (pid {self.pid}) "
+            f"for '{self.operation}' since {when}"
+        )
+
+    def holder_is_dead(self) -> bool:
+        """True only when the holder ran on this host and its process is gone."""
+        if self.host != socket.gethostname():
+            return False
+        marker = process_start_marker(self.pid)
+        return marker == "" or (bool(self.pid_started) and marker != self.pid_started)
+
+
+def process_start_marker(pid: int) -> str:
+    """A string that differs between two processes that had the same pid ("" if none)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        # The command name may hold spaces or parentheses; fields follow the last ')'.
+        fields = data[data.rindex(b")") + 2 :].split()
+        if fields[0] == b"Z":  # a zombie is as good as gone
+            return ""
+        return fields[19].decode()
+    except FileNotFoundError:
+        return ""
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return ""
+    except PermissionError:
+        pass
+    return "alive"
+
+
+class StateStore(Protocol):
+    """Where resource records, stage metadata and stage locks live."""
+
+    location: str
+    """Where the state is, for messages (a directory, a database URL without password)."""
+
+    async def load(self, app: str, stage: str) -> StageState:
+        """The stage's records; empty when the stage was never deployed."""
+        ...
+
+    async def append(self, app: str, stage: str, entries: Sequence[Entry]) -> None:
+        """Durably record entries, in order. Returns once they survive a crash."""
+        ...
+
+    async def checkpoint(self, state: StageState) -> None:
+        """Fold the journal into a compact snapshot equal to ``state``."""
+        ...
+
+    async def drop(self, app: str, stage: str) -> None:
+        """Forget a stage whose resources are all gone."""
+        ...
+
+    def lock(
+        self,
+        app: str,
+        stage: str,
+        *,
+        operation: str,
+        timeout: float,
+        on_wait: Any = None,
+        on_takeover: Any = None,
+    ) -> AbstractAsyncContextManager[LockInfo]:
+        """Hold the stage's writer lock for the ``async with`` block."""
+        ...
+
+    async def current_lock(self, app: str, stage: str) -> LockInfo | None:
+        """Who holds the stage lock now, if anyone."""
+        ...
+
+    async def break_lock(self, lock_id: str) -> LockInfo:
+        """Break a lock by naming it (``alchemy-nb unlock LOCK_ID``)."""
+        ...
+
+    async def stages(self, app: str) -> list[str]:
+        """Stages of ``app`` that have state."""
+        ...
