@@ -116,6 +116,7 @@ class App:
         self.program_function: Callable[[Stage], Any] | None = None
         self._ran_as_script = False
         if _is_script_main(caller):
+            self._script_file = str(Path(caller["__file__"]).resolve())
             atexit.register(self._run_at_exit)
 
     def __repr__(self) -> str:
@@ -273,19 +274,30 @@ class App:
         return asyncio.run(actions[chosen]())  # type: ignore[arg-type]
 
     def _run_at_exit(self) -> None:
+        """``python alchemy_run.py`` without an explicit ``app.run()``: run the phase.
+
+        At interpreter exit no new threads may start, so the phase runs in a child
+        process (the ``alchemy-nb`` command on this same file) and its exit code is ours.
+        """
         if self._ran_as_script or self.program_function is None or _script_failed[0]:
             return
-        try:
-            result = self.run()
-        except AlchemyError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sys.stderr.flush()
-            sys.stdout.flush()
-            os._exit(exc.exit_code)
-        if isinstance(result, RunResult):
-            print(result.summary(), file=sys.stderr)
-        elif isinstance(result, Plan):
-            print(result.render_text(), file=sys.stderr)
+        import subprocess
+
+        phase = (os.environ.get("PHASE") or "up").lower()
+        command = {"up": "deploy", "deploy": "deploy", "read": "read", "destroy": "destroy",
+                   "plan": "plan"}.get(phase)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if command is None:
+            sys.stderr.write(f"error: unknown PHASE {phase!r}. Fix: set PHASE to up, read, "
+                             "destroy or plan.\n")
+            os._exit(2)
+        code = subprocess.call(
+            [sys.executable, "-m", "alchemy_nb", command, "--program", self._script_file,
+             "--stage", default_stage()]
+        )
+        if code:
+            os._exit(code)
 
 
 _script_failed = [False]

@@ -56,7 +56,7 @@ def load_program(path: str | Path) -> App:
     except Exception as exc:
         sys.modules.pop(name, None)
         raise ProgramError(
-            f"the program file raised {type(exc).__name__} while loading: {exc}",
+            f"loading the program file raised {type(exc).__name__}: {exc}",
             where=_user_frame(exc),
             fix="fix the program (run with --debug to see the whole traceback)",
         ) from exc

@@ -92,13 +92,17 @@ def _null_reporter(event: str, **data: Any) -> None:
 class _GroupJournal:
     """Durable writes, grouped: every write waits for an fsync that covers it."""
 
-    def __init__(self, store: StateStore, state: StageState) -> None:
+    def __init__(self, store: StateStore, state: StageState,
+                 before: Callable[[], list[Entry]] | None = None) -> None:
         self.store = store
         self.state = state
+        self.before = before
         self._pending: list[tuple[list[Entry], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def write(self, *entries: Entry) -> None:
+        if self.before is not None:  # e.g. new secret parameters, before the first sealed value
+            entries = (*self.before(), *entries)
         for entry in entries:
             self.state.apply(entry)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -159,6 +163,8 @@ class Run:
         self.report = reporter or _null_reporter
         self.state = StageState(app.name, stage.name)
         self._box: Any = None
+        self._unsaved_meta: list[Entry] = []
+        self.delete_errors: dict[str, BaseException] = {}
         self._providers: dict[type[Any], Provider[Any, Any]] = {}
         self.declared: dict[str, Resource[Any, Any]] = {}
         self.program_outputs: Any = None
@@ -241,12 +247,19 @@ class Run:
                 fix="export ALCHEMY_PASSWORD=... (the same password every run), or pass "
                 "password= to App",
             )
-        self._box = (
-            SecretBox.open(self.password, params, where=self.where())
-            if params is not None
-            else SecretBox.create(self.password)
-        )
+        if params is not None:
+            self._box = SecretBox.open(self.password, params, where=self.where())
+        else:
+            self._box = SecretBox.create(self.password)
+            self._unsaved_meta.append({"t": "meta", "key": "secrets", "value": self._box.params})
         return self._box
+
+    def _take_unsaved_meta(self) -> list[Entry]:
+        entries, self._unsaved_meta = self._unsaved_meta, []
+        return entries
+
+    def journal(self) -> _GroupJournal:
+        return _GroupJournal(self.store, self.state, before=self._take_unsaved_meta)
 
     # ---------------------------------------------------------------- encoding
     def encode_state(self, value: Any) -> Any:
@@ -475,7 +488,7 @@ class Run:
 
     # ------------------------------------------------------------------ apply
     async def apply(self, plan: Plan) -> RunResult:
-        journal = _GroupJournal(self.store, self.state)
+        journal = self.journal()
         semaphore = asyncio.Semaphore(self.concurrency)
         result = RunResult(self.app.name, self.stage.name, Phase.UP, plan_digest=plan.digest,
                            recovered=self.state.replayed > 0)
@@ -520,14 +533,13 @@ class Run:
         await self._delete_many(orphans, journal, semaphore, result, full=True)
         pending = [rid for rid in self.declared if self.state.records.get(rid, {}).get("replaced")]
         await self._delete_many(pending, journal, semaphore, result, full=False)
-        failed = {r.id: ProviderError(r.error or "") for r in result.resources if not r.ok}
         self.finish_outputs(result)
         if self.state.meta.get("outputs") != result.outputs_stored:
             await journal.write({"t": "meta", "key": "outputs",
                                  "value": result.outputs_stored})
         await self._checkpoint()
-        if failed:
-            raise self._deploy_error(result, failed, "up")
+        if self.delete_errors:
+            raise self._deploy_error(result, self.delete_errors, "up")
         return result
 
     async def _apply_one(self, res: Resource[Any, Any], journal: _GroupJournal,
@@ -632,6 +644,7 @@ class Run:
         records = self.state.records
         done = {rid: asyncio.Event() for rid in rids}
         failed: set[str] = set()
+        errors = self.delete_errors
         dependents = {rid: [o for o in rids if rid in records[o].get("deps", [])] for rid in rids}
 
         async def one(rid: str) -> None:
@@ -650,6 +663,7 @@ class Run:
                 result.resources.append(ResourceResult(rid, kind, Action.DELETE, ok=False,
                                                        error=str(exc)))
                 self.report("resource.failed", id=rid, kind=kind, error=str(exc))
+                errors[rid] = exc
             finally:
                 done[rid].set()
 
@@ -695,19 +709,20 @@ class Run:
         self.report("resource.done", id=rid, kind=kind, action="delete")
 
     async def destroy(self) -> RunResult:
-        journal = _GroupJournal(self.store, self.state)
+        journal = self.journal()
         semaphore = asyncio.Semaphore(self.concurrency)
         result = RunResult(self.app.name, self.stage.name, Phase.DESTROY,
                            recovered=self.state.replayed > 0)
+        if self.state.meta.get("secrets") is not None:
+            self.box(create=False)  # a missing or wrong password fails here, before any work
         for rid, rec in self.state.records.items():
             if rec.get("outputs") is not None:
                 self.outputs_by_id[rid] = rec["outputs"]
         rids = self._delete_order(list(self.state.records))
         await self._delete_many(rids, journal, semaphore, result, full=True)
-        failed = {r.id: ProviderError(r.error or "") for r in result.resources if not r.ok}
-        if failed:
+        if self.delete_errors:
             await self._checkpoint()
-            raise self._deploy_error(result, failed, "destroy")
+            raise self._deploy_error(result, self.delete_errors, "destroy")
         await self.store.drop(self.app.name, self.stage.name)
         return result
 
@@ -773,7 +788,8 @@ class Run:
     def _deploy_error(self, result: RunResult, failed: Mapping[str, BaseException],
                       phase: str) -> DeployError:
         names = sorted(failed)
-        first = failed[names[0]]
+        first_exc = failed[names[0]]
+        first = first_exc.what if isinstance(first_exc, AlchemyError) else str(first_exc)
         return DeployError(
             f"{phase} of {self.app.name}/{self.stage.name} failed for {len(names)} "
             f"resource(s): {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}; "
