@@ -70,7 +70,7 @@ class Secret:
         )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": repr(self), "text/html": f"<code>{repr(self)}</code>"}
+        return {"text/plain": repr(self), "text/html": f"<code>{self!r}</code>"}
 
     # pydantic: accept Secret instances as they are, serialize masked.
     @classmethod

@@ -47,6 +47,12 @@ CONTENT = {"create": "v1", "noop": "v1", "update": "v2", "destroy": "v2"}
 TARGET_N = 1000
 RATIO_TARGETS = {"create": 0.5, "noop": 1.0, "update": 1.0, "destroy": 0.5}
 IMPORT_TARGET_S = 0.060
+# Our processes keep compiled bytecode, as an installed package does, but in a cache of our
+# own (PYTHONPYCACHEPREFIX) so that nothing is written into the source tree; a
+# PYTHONDONTWRITEBYTECODE set in the caller's shell would make every run recompile.
+PYC_CACHE = PEERS / "pycache"
+OUR_ENV = {"PYTHONPYCACHEPREFIX": str(PYC_CACHE)}
+DROP_ENV = frozenset({"PYTHONDONTWRITEBYTECODE", "STAGE", "ALCHEMY_STAGE"})
 PEER_ENV = {
     "ALCHEMY_TELEMETRY_DISABLED": "1",
     "ALCHEMY_CI_STATE_STORE_CHECK": "false",
@@ -126,15 +132,15 @@ def out_files(out: Path) -> dict[str, int]:
 
 def check_files(tool: str, op: str, out: Path, n: int) -> None:
     files = out_files(out)
-    if len(files) != n:
-        raise BenchError(f"{tool}: {len(files)} files in {out} after {op}, expected {n}")
-    if op == "destroy":
-        return
-    for i in range(n):
-        want = f"file {i} content {CONTENT[op]}\n"
-        got = (out / f"file-{i}.txt").read_text()
-        if got != want:
-            raise BenchError(f"{tool}: out/file-{i}.txt after {op} holds {got!r}, not {want!r}")
+    want = 0 if op == "destroy" else n
+    if len(files) != want:
+        raise BenchError(f"{tool}: {len(files)} files in {out} after {op}, expected {want}")
+    for i in range(want):
+        path = out / f"file-{i}.txt"
+        expected = f"file {i} content {CONTENT[op]}\n"
+        got = path.read_text() if path.is_file() else None
+        if got != expected:
+            raise BenchError(f"{tool}: {path.name} after {op} holds {got!r}, not {expected!r}")
 
 
 # ------------------------------------------------------------------------------- tools
@@ -158,11 +164,16 @@ class Tool:
     def argv(self, op: str) -> list[str]:
         raise NotImplementedError
 
+    def environ(self, n: int, content: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in DROP_ENV}
+        return {**env, **self.env, "N": str(n), "CONTENT": content}
+
     def run(self, op: str, n: int) -> Timed:
-        env = {**os.environ, **self.env, "N": str(n), "CONTENT": CONTENT[op]}
-        return run_timed(
-            self.argv(op), cwd=self.workdir, env=env, log_path=self.logs / f"{self.name}.log"
-        )
+        return self.run_argv(self.argv(op), n, CONTENT[op])
+
+    def run_argv(self, argv: Sequence[str], n: int, content: str) -> Timed:
+        env = self.environ(n, content)
+        return run_timed(argv, cwd=self.workdir, env=env, log_path=self.logs / f"{self.name}.log")
 
     def snapshot(self) -> Any:
         """What a no-op must leave as it was (beside the files' mtimes)."""
@@ -382,10 +393,7 @@ class Bench:
                     runs.reverse()
                 for tool, argv in runs:
                     tool.reset()
-                    env = {**os.environ, **tool.env, "N": "0", "CONTENT": "v1"}
-                    timed = run_timed(
-                        argv, cwd=tool.workdir, env=env, log_path=tool.logs / f"{tool.name}.log"
-                    )
+                    timed = tool.run_argv(argv, 0, "v1")
                     self.samples.append(Sample(tool.name, None, op, rep, timed.wall_s, timed.cpu_s))
                     tool.reset()
         progress("start costs: done")
@@ -502,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             work.mkdir()
             logs.mkdir()
             (work / "alchemy_run.py").write_text(PROGRAM)
-            ours = AlchemyNb("alchemy-nb", work, logs)
+            ours = AlchemyNb("alchemy-nb", work, logs, OUR_ENV)
             peer = None if args.skip_peer else AlchemyTs("alchemy", PEER_DIR, logs, PEER_ENV)
             bench = Bench(ours, peer, args.reps)
             meta: dict[str, Any] = {

@@ -37,10 +37,11 @@ def main() -> None:
     for change in plan["changes"]:
         print(f"   {change['action']:>7} {change['kind']} {change['id']}")
     step("deploy", "deploy", "--stage", "dev")
-    print("   on disk:", ", ".join(sorted(str(p.relative_to(APP))
-                                            for p in (APP / "out" / "dev").iterdir())))
-    again = step("deploy again: nothing changed, so no provider calls", "deploy",
-                 "--stage", "dev")
+    print(
+        "   on disk:",
+        ", ".join(sorted(str(p.relative_to(APP)) for p in (APP / "out" / "dev").iterdir())),
+    )
+    again = step("deploy again: nothing changed, so no provider calls", "deploy", "--stage", "dev")
     assert again["counts"]["noop"] == len(plan["changes"]), again
     step("read outputs from state", "read", "--stage", "dev")
     step("status", "status", "--stage", "dev")

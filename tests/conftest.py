@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import things  # noqa: E402
+import things
 
 T = TypeVar("T")
 
@@ -23,9 +23,9 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_journal() -> Iterator[things.Journal]:
+def _fresh_journal() -> things.Journal:
     things.JOURNAL.__init__()  # type: ignore[misc]
-    yield things.JOURNAL
+    return things.JOURNAL
 
 
 @pytest.fixture
@@ -45,10 +45,20 @@ def write_program(folder: Path, body: str, name: str = "alchemy_run.py") -> Path
     return path
 
 
-def cli(folder: Path, *args: str, env: dict[str, str] | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items()
-                if k not in ("STAGE", "ALCHEMY_STAGE", "ALCHEMY_PASSWORD", "PHASE")}
+def cli(
+    folder: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("STAGE", "ALCHEMY_STAGE", "ALCHEMY_PASSWORD", "PHASE")
+    }
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "alchemy_nb", *args], cwd=folder,
-                          capture_output=True, text=True, env=full_env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "alchemy_nb", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )

@@ -62,8 +62,14 @@ def test_plan_deploy_read_destroy_print_one_json_object(hello: Path) -> None:
     assert read["outputs"] == {"path": "out/hello.txt"} and read["phase"] == "read"
 
     status = one_json(cli(hello, "status", "--json"))
-    assert status["resources"] == [{"id": "greeting", "kind": "fs::File", "status": "created",
-                                    "updated": status["resources"][0]["updated"]}]
+    assert status["resources"] == [
+        {
+            "id": "greeting",
+            "kind": "fs::File",
+            "status": "created",
+            "updated": status["resources"][0]["updated"],
+        }
+    ]
 
     destroy = one_json(cli(hello, "destroy", "--json"))
     assert destroy["counts"]["delete"] == 1 and destroy["phase"] == "destroy"
@@ -72,10 +78,13 @@ def test_plan_deploy_read_destroy_print_one_json_object(hello: Path) -> None:
 
 def test_stage_comes_from_flag_then_stage_then_alchemy_stage(hello: Path) -> None:
     assert one_json(cli(hello, "plan", "--json", env={"ALCHEMY_STAGE": "a"}))["stage"] == "a"
-    assert one_json(cli(hello, "plan", "--json", env={"ALCHEMY_STAGE": "a",
-                                                       "STAGE": "b"}))["stage"] == "b"
-    assert one_json(cli(hello, "plan", "--json", "--stage", "c",
-                        env={"STAGE": "b"}))["stage"] == "c"
+    assert (
+        one_json(cli(hello, "plan", "--json", env={"ALCHEMY_STAGE": "a", "STAGE": "b"}))["stage"]
+        == "b"
+    )
+    assert (
+        one_json(cli(hello, "plan", "--json", "--stage", "c", env={"STAGE": "b"}))["stage"] == "c"
+    )
 
 
 def test_human_output_and_saved_plans(hello: Path) -> None:
@@ -111,15 +120,30 @@ def test_program_flag_points_at_another_folder(tmp_path: Path) -> None:
         ("import alchemy_nb\n", 2, "has no module-level `app`"),
         ("import alchemy_nb\napp = alchemy_nb.App('x')\n", 2, "has no program"),
         ("raise RuntimeError('at import')\n", 1, "RuntimeError: at import"),
-        (HELLO.replace("greeting = File(", "raise KeyError('oops')\n    greeting = File("), 1,
-         "the program raised KeyError"),
+        (
+            HELLO.replace("greeting = File(", "raise KeyError('oops')\n    greeting = File("),
+            1,
+            "the program raised KeyError",
+        ),
         (HELLO.replace('content=f"hello', 'contnt=f"hello'), 2, "did you mean 'content'"),
         (HELLO.replace('File("greeting"', 'File("bad id!"'), 2, "invalid resource id"),
-        (HELLO.replace('    return', '    File("greeting", path="x")\n    return'), 2,
-         "declared twice"),
+        (
+            HELLO.replace("    return", '    File("greeting", path="x")\n    return'),
+            2,
+            "declared twice",
+        ),
     ],
-    ids=["missing", "syntax", "no-app", "no-program", "raises-on-import", "program-raises",
-         "mistyped-prop", "invalid-id", "duplicate-id"],
+    ids=[
+        "missing",
+        "syntax",
+        "no-app",
+        "no-program",
+        "raises-on-import",
+        "program-raises",
+        "mistyped-prop",
+        "invalid-id",
+        "duplicate-id",
+    ],
 )
 def test_bad_programs_get_one_paragraph_and_an_exit_code(
     tmp_path: Path, program: str | None, code: int, needle: str
@@ -166,8 +190,14 @@ def test_python_alchemy_run_honours_phase_and_stage(hello: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PHASE", "STAGE")}
 
     def script(**extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "alchemy_run.py"], cwd=hello, text=True,
-                              capture_output=True, env={**env, **extra}, timeout=60)
+        return subprocess.run(
+            [sys.executable, "alchemy_run.py"],
+            cwd=hello,
+            text=True,
+            capture_output=True,
+            env={**env, **extra},
+            timeout=60,
+        )
 
     up = script(STAGE="qa")
     assert up.returncode == 0, up.stderr
@@ -185,8 +215,9 @@ def test_python_alchemy_run_honours_phase_and_stage(hello: Path) -> None:
 def test_a_script_that_raises_does_not_deploy(hello: Path) -> None:
     program = hello / "alchemy_run.py"
     program.write_text(program.read_text() + "\nraise SystemExit('stopped on purpose')\n")
-    proc = subprocess.run([sys.executable, "alchemy_run.py"], cwd=hello, text=True,
-                          capture_output=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "alchemy_run.py"], cwd=hello, text=True, capture_output=True, timeout=60
+    )
     assert proc.returncode == 1
     assert not (hello / "out/hello.txt").exists()
 
@@ -194,8 +225,9 @@ def test_a_script_that_raises_does_not_deploy(hello: Path) -> None:
 def test_explicit_app_run_is_not_repeated_at_exit(hello: Path) -> None:
     program = hello / "alchemy_run.py"
     program.write_text(program.read_text() + "\nif __name__ == '__main__':\n    app.run()\n")
-    proc = subprocess.run([sys.executable, "alchemy_run.py"], cwd=hello, text=True,
-                          capture_output=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "alchemy_run.py"], cwd=hello, text=True, capture_output=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert (hello / ".alchemy/hello/dev/state.json").exists()
     assert "unchanged" not in proc.stderr  # one run only, not a second no-op

@@ -37,18 +37,31 @@ def infra(stage):
 pytestmark = pytest.mark.slow
 
 
-def start(folder: Path, command: str, content: str, stage: str = "dev",
-          count: int = N) -> subprocess.Popen[bytes]:
+def start(
+    folder: Path, command: str, content: str, stage: str = "dev", count: int = N
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CONTENT": content, "COUNT": str(count)}
     return subprocess.Popen(
-        [sys.executable, "-m", "alchemy_nb", command, "--stage", stage, "--quiet",
-         "--lock-timeout", "120"],
-        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "alchemy_nb",
+            command,
+            "--stage",
+            stage,
+            "--quiet",
+            "--lock-timeout",
+            "120",
+        ],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
 def finish(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
-    out, err = proc.communicate(timeout=240)
+    _out, err = proc.communicate(timeout=240)
     return proc.returncode, err.decode()
 
 
@@ -59,8 +72,9 @@ def journal_lines(folder: Path, stage: str = "dev") -> int:
         return 0
 
 
-def kill_at(proc: subprocess.Popen[bytes], folder: Path, *, lines: int | None,
-            delay: float | None) -> bool:
+def kill_at(
+    proc: subprocess.Popen[bytes], folder: Path, *, lines: int | None, delay: float | None
+) -> bool:
     """SIGKILL once the journal holds ``lines`` entries, or after ``delay`` seconds.
 
     Returns whether the process was still running when it was killed."""
@@ -122,9 +136,14 @@ def test_killed_first_deploy_converges_on_rerun(tmp_path: Path, point: dict) -> 
     code, err = finish(start(tmp_path, "deploy", "v1"))
     assert code == 0, err
     assert_converged(tmp_path, "v1")
-    rerun = subprocess.run([sys.executable, "-m", "alchemy_nb", "deploy", "--json"],
-                           cwd=tmp_path, env={**os.environ, "CONTENT": "v1"},
-                           capture_output=True, text=True, timeout=120)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "alchemy_nb", "deploy", "--json"],
+        cwd=tmp_path,
+        env={**os.environ, "CONTENT": "v1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert json.loads(rerun.stdout)["counts"]["noop"] == N  # nothing left to do
 
 
@@ -133,14 +152,16 @@ def test_killed_update_and_destroy_converge(tmp_path: Path, fraction: float) -> 
     write_program(tmp_path, PROGRAM)
     code, err = finish(start(tmp_path, "deploy", "v1"))
     assert code == 0, err
-    assert kill_at(start(tmp_path, "deploy", "v2"), tmp_path, lines=int(2 * N * fraction),
-                   delay=None)
+    assert kill_at(
+        start(tmp_path, "deploy", "v2"), tmp_path, lines=int(2 * N * fraction), delay=None
+    )
     code, err = finish(start(tmp_path, "deploy", "v2"))
     assert code == 0, err
     assert_converged(tmp_path, "v2")
 
-    assert kill_at(start(tmp_path, "destroy", "v2"), tmp_path, lines=int(2 * N * fraction),
-                   delay=None)
+    assert kill_at(
+        start(tmp_path, "destroy", "v2"), tmp_path, lines=int(2 * N * fraction), delay=None
+    )
     code, err = finish(start(tmp_path, "destroy", "v2"))
     assert code == 0, err
     assert sorted((tmp_path / "out/dev").iterdir()) == []

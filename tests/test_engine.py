@@ -66,8 +66,11 @@ def test_changed_props_update_with_field_level_diff(tmp_path: Path, journal) -> 
 
     @app.program
     def infra(stage):
-        Thing("t", value=value["v"], settings={"A": "1", "B": "2"} if value["v"] == "one"
-              else {"A": "1", "B": "3"})
+        Thing(
+            "t",
+            value=value["v"],
+            settings={"A": "1", "B": "2"} if value["v"] == "one" else {"A": "1", "B": "3"},
+        )
 
     run(app.deploy("dev"))
     value["v"] = "two"
@@ -276,8 +279,7 @@ def test_read_of_a_resource_missing_from_state_fails_clearly(tmp_path: Path) -> 
     assert "alchemy-nb deploy --stage dev" in message
 
 
-def test_destroy_deletes_everything_in_reverse_dependency_order(tmp_path: Path,
-                                                                journal) -> None:
+def test_destroy_deletes_everything_in_reverse_dependency_order(tmp_path: Path, journal) -> None:
     app = make_app(tmp_path)
 
     @app.program

@@ -35,8 +35,16 @@ def all_state_bytes(tmp_path: Path) -> bytes:
 def test_secret_repr_never_shows_the_value() -> None:
     s = alchemy_nb.Secret(PLAIN)
     named = alchemy_nb.Secret(PLAIN, name="API_TOKEN")
-    for text in (repr(s), str(s), f"{s}", f"{s!r}", repr([s]), repr({"k": s}),
-                 str(s._repr_mimebundle_()), repr(named)):
+    for text in (
+        repr(s),
+        str(s),
+        f"{s}",
+        f"{s!r}",
+        repr([s]),
+        repr({"k": s}),
+        str(s._repr_mimebundle_()),
+        repr(named),
+    ):
         assert PLAIN not in text
     assert s.reveal() == PLAIN
     with pytest.raises(SecretError):
@@ -65,8 +73,7 @@ def test_secrets_are_sealed_in_state_and_masked_in_results(tmp_path: Path) -> No
     assert run(app.read("dev")).outputs["token"].reveal() == PLAIN
 
 
-def test_an_unchanged_secret_is_a_noop_and_a_changed_one_an_update(tmp_path: Path,
-                                                                    journal) -> None:
+def test_an_unchanged_secret_is_a_noop_and_a_changed_one_an_update(tmp_path: Path, journal) -> None:
     value = {"v": PLAIN}
     app = alchemy_nb.App("sec", root=tmp_path, password="pw")
 
@@ -102,7 +109,7 @@ def test_wrong_password_is_a_clear_error_and_loses_nothing(tmp_path: Path) -> No
     assert run(secret_app(tmp_path, "right").destroy("dev")).counts["delete"] == 1
 
 
-PROGRAM = f"""
+PROGRAM = """
 import alchemy_nb
 from alchemy_nb.fs import File
 
@@ -113,7 +120,7 @@ def infra(stage):
     token = alchemy_nb.Secret.env("API_TOKEN")
     f = File("cfg", path="out/cfg.txt", content="no secret here")
     print("declared", token, f)
-    return {{"token": token, "path": f.path}}
+    return {"token": token, "path": f.path}
 """
 
 
@@ -121,8 +128,16 @@ def test_secrets_stay_out_of_cli_output_and_state(tmp_path: Path) -> None:
     write_program(tmp_path, PROGRAM)
     env = {"API_TOKEN": PLAIN, "ALCHEMY_PASSWORD": "pw"}
     outputs = []
-    for args in (["plan", "--json"], ["deploy", "--json"], ["deploy"], ["read", "--json"],
-                 ["read"], ["status", "--json"], ["status"], ["destroy", "--json"]):
+    for args in (
+        ["plan", "--json"],
+        ["deploy", "--json"],
+        ["deploy"],
+        ["read", "--json"],
+        ["read"],
+        ["status", "--json"],
+        ["status"],
+        ["destroy", "--json"],
+    ):
         proc = cli(tmp_path, *args, env=env)
         assert proc.returncode == 0, proc.stderr
         outputs.append(proc.stdout + proc.stderr)

@@ -39,8 +39,13 @@ def test_state_is_human_readable_json(tmp_path: Path) -> None:
     assert doc["format"] == "alchemy-nb/state@1"
     assert sorted(doc["resources"]) == ["t0", "t1", "t2"]
     assert doc["resources"]["t1"]["status"] == "created"
-    assert doc["resources"]["t1"]["props"] == {"value": "1", "tag": "a", "sleep": 0.0,
-                                               "token": None, "settings": {}}
+    assert doc["resources"]["t1"]["props"] == {
+        "value": "1",
+        "tag": "a",
+        "sleep": 0.0,
+        "token": None,
+        "settings": {},
+    }
     # the journal is folded into the snapshot at the end of a run
     assert (tmp_path / ".alchemy/st/dev/journal.jsonl").read_bytes() == b""
 
@@ -50,8 +55,10 @@ def test_journal_replays_over_the_snapshot_and_ignores_a_torn_tail(tmp_path: Pat
     journal = tmp_path / ".alchemy/st/dev/journal.jsonl"
     rec = {"kind": "test::Thing", "status": "creating", "props": {"value": "9"}, "deps": []}
     journal.write_text(
-        json.dumps({"t": "put", "id": "t9", "rec": rec}) + "\n"
-        + json.dumps({"t": "del", "id": "t0"}) + "\n"
+        json.dumps({"t": "put", "id": "t9", "rec": rec})
+        + "\n"
+        + json.dumps({"t": "del", "id": "t0"})
+        + "\n"
         + '{"t": "put", "id": "t5", "rec": {"kind'  # a write cut short by a crash
     )
     state = run(FileStore(tmp_path / ".alchemy").load("st", "dev"))
@@ -101,8 +108,11 @@ asyncio.run(main())
 
 
 def hold_lock(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / ".alchemy")],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path / ".alchemy")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     lock_id = proc.stdout.readline().strip()
     assert lock_id
@@ -123,8 +133,11 @@ def test_a_second_writer_waits_then_fails_with_the_holders_details(tmp_path: Pat
         events = []
         started = time.monotonic()
         with pytest.raises(LockError) as info:
-            run(app.deploy("dev", lock_timeout=0.6,
-                           reporter=lambda event, **data: events.append(event)))
+            run(
+                app.deploy(
+                    "dev", lock_timeout=0.6, reporter=lambda event, **data: events.append(event)
+                )
+            )
         assert time.monotonic() - started >= 0.6
         assert "lock.wait" in events
         err = info.value
@@ -144,8 +157,11 @@ def test_a_lock_whose_holder_died_is_taken_over_and_logged(tmp_path: Path) -> No
     proc, lock_id = hold_lock(tmp_path)
     stop(proc)
     events: list[tuple[str, dict]] = []
-    result = run(app.deploy("dev", lock_timeout=1,
-                            reporter=lambda event, **data: events.append((event, data))))
+    result = run(
+        app.deploy(
+            "dev", lock_timeout=1, reporter=lambda event, **data: events.append((event, data))
+        )
+    )
     assert result.ok
     takeovers = [d for e, d in events if e == "lock.takeover"]
     assert len(takeovers) == 1 and takeovers[0]["holder"].id == lock_id
@@ -153,21 +169,34 @@ def test_a_lock_whose_holder_died_is_taken_over_and_logged(tmp_path: Path) -> No
 
 
 def test_a_lock_from_another_host_is_broken_only_by_naming_it(tmp_path: Path) -> None:
-    program = write_program(tmp_path, """
+    program = write_program(
+        tmp_path,
+        """
         import alchemy_nb
         from alchemy_nb.fs import File
         app = alchemy_nb.App("st")
         @app.program
         def infra(stage):
             File("f", path="out/f.txt", content="x")
-    """)
+    """,
+    )
     lock = tmp_path / ".alchemy/st/locks/dev.lock"
     lock.parent.mkdir(parents=True)
-    lock.write_text(json.dumps({
-        "id": "abc123def456", "app": "st", "stage": "dev", "operation": "deploy",
-        "user": "ci", "host": "runner-elsewhere", "pid": 4242, "pid_started": "1",
-        "since": time.time() - 3600,
-    }))
+    lock.write_text(
+        json.dumps(
+            {
+                "id": "abc123def456",
+                "app": "st",
+                "stage": "dev",
+                "operation": "deploy",
+                "user": "ci",
+                "host": "runner-elsewhere",
+                "pid": 4242,
+                "pid_started": "1",
+                "since": time.time() - 3600,
+            }
+        )
+    )
     proc = cli(tmp_path, "deploy", "--lock-timeout", "0.3")
     assert proc.returncode == 1
     assert "ci@runner-elsewhere (pid 4242)" in proc.stderr
@@ -200,8 +229,11 @@ def test_two_writers_in_one_process_are_serialized(tmp_path: Path, journal) -> N
 def test_stage_files_are_the_only_thing_written(tmp_path: Path) -> None:
     deployed_app(tmp_path)
     files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-    assert files == [".alchemy/st/dev/journal.jsonl", ".alchemy/st/dev/state.json",
-                     ".alchemy/st/locks/dev.lock"]
+    assert files == [
+        ".alchemy/st/dev/journal.jsonl",
+        ".alchemy/st/dev/state.json",
+        ".alchemy/st/locks/dev.lock",
+    ]
     assert os.path.getsize(tmp_path / ".alchemy/st/locks/dev.lock") == 0
 
 

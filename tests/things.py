@@ -57,13 +57,15 @@ class ThingProvider(Provider[ThingProps, ThingOutputs]):
         await self._do("create", ctx, props)
         return ThingOutputs(value=str(props.value), name=ctx.physical_name)
 
-    async def update(self, ctx: ResourceContext, old: ThingProps, props: ThingProps,
-                     outputs: ThingOutputs | None) -> ThingOutputs:
+    async def update(
+        self, ctx: ResourceContext, old: ThingProps, props: ThingProps, outputs: ThingOutputs | None
+    ) -> ThingOutputs:
         await self._do("update", ctx, props)
         return ThingOutputs(value=str(props.value), name=ctx.physical_name)
 
-    async def delete(self, ctx: ResourceContext, props: ThingProps,
-                     outputs: ThingOutputs | None) -> None:
+    async def delete(
+        self, ctx: ResourceContext, props: ThingProps, outputs: ThingOutputs | None
+    ) -> None:
         await self._do("delete", ctx, props)
 
 

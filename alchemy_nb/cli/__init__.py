@@ -46,27 +46,44 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--stage", "-s", help="stage to act on (default: $STAGE, "
-                        "$ALCHEMY_STAGE, then 'dev')")
-    common.add_argument("--program", "-p", default="alchemy_run.py", metavar="PATH",
-                        help="program file defining `app` (default: ./alchemy_run.py)")
-    common.add_argument("--json", action="store_true",
-                        help="print exactly one JSON object on stdout")
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--stage", "-s", help="stage to act on (default: $STAGE, $ALCHEMY_STAGE, then 'dev')"
+    )
+    common.add_argument(
+        "--program",
+        "-p",
+        default="alchemy_run.py",
+        metavar="PATH",
+        help="program file defining `app` (default: ./alchemy_run.py)",
+    )
+    common.add_argument(
+        "--json", action="store_true", help="print exactly one JSON object on stdout"
+    )
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    common.add_argument("--quiet", "-q", action="store_true",
-                        help="no progress lines on stderr")
-    common.add_argument("--password-file", metavar="PATH",
-                        help="read the secrets password from a file (else $ALCHEMY_PASSWORD)")
+    common.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+    common.add_argument(
+        "--password-file",
+        metavar="PATH",
+        help="read the secrets password from a file (else $ALCHEMY_PASSWORD)",
+    )
 
-    writer = argparse.ArgumentParser(add_help=False)
-    writer.add_argument("--concurrency", "-c", type=int, metavar="N",
-                        help="provider calls at once (default 32)")
-    writer.add_argument("--lock-timeout", type=float, metavar="SECONDS",
-                        help="how long to wait for the stage lock (default "
-                        "$ALCHEMY_LOCK_TIMEOUT or 60)")
-    writer.add_argument("--plan", dest="plan_file", metavar="FILE",
-                        help="apply exactly this saved plan, or refuse if anything changed")
+    writer = _Parser(add_help=False)
+    writer.add_argument(
+        "--concurrency", "-c", type=int, metavar="N", help="provider calls at once (default 32)"
+    )
+    writer.add_argument(
+        "--lock-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long to wait for the stage lock (default $ALCHEMY_LOCK_TIMEOUT or 60)",
+    )
+    writer.add_argument(
+        "--plan",
+        dest="plan_file",
+        metavar="FILE",
+        help="apply exactly this saved plan, or refuse if anything changed",
+    )
 
     parser = _Parser(
         prog="alchemy-nb",
@@ -84,16 +101,24 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", parents=[common], help="show what a deploy would change")
     p.add_argument("--out", metavar="FILE", help="save the plan as JSON for `deploy --plan`")
     p.add_argument("--destroy", action="store_true", help="plan a destroy instead")
-    sub.add_parser("deploy", parents=[common, writer],
-                   help="phase up: apply changes, then delete what is no longer declared")
+    sub.add_parser(
+        "deploy",
+        parents=[common, writer],
+        help="phase up: apply changes, then delete what is no longer declared",
+    )
     sub.add_parser("read", parents=[common], help="phase read: print outputs from state")
-    sub.add_parser("destroy", parents=[common, writer],
-                   help="phase destroy: delete every resource of the stage")
-    sub.add_parser("status", parents=[common],
-                   help="resources in state, the stage lock and unfinished work")
+    sub.add_parser(
+        "destroy",
+        parents=[common, writer],
+        help="phase destroy: delete every resource of the stage",
+    )
+    sub.add_parser(
+        "status", parents=[common], help="resources in state, the stage lock and unfinished work"
+    )
     u = sub.add_parser("unlock", parents=[common], help="break a stage lock by naming it")
-    u.add_argument("lock_id", metavar="LOCK_ID", help="the id that `status` or the lock "
-                   "error shows")
+    u.add_argument(
+        "lock_id", metavar="LOCK_ID", help="the id that `status` or the lock error shows"
+    )
     return parser
 
 
@@ -111,8 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug of ours: say so, never hide it
         if args.debug:
             traceback.print_exc()
-        out.fail_message(f"internal error: {type(exc).__name__}: {exc} "
-                         "(run with --debug for the traceback and please report it)")
+        out.fail_message(
+            f"internal error: {type(exc).__name__}: {exc} "
+            "(run with --debug for the traceback and please report it)"
+        )
         if args.json:
             out.emit({"ok": False, "error": {"type": "InternalError", "message": str(exc)}})
         return 1
@@ -141,21 +168,29 @@ class _Output:
             traceback.print_exception(exc)
         self.fail_message(str(exc))
         if self.json:
-            data: dict[str, Any] = {"ok": False, "command": self.args.command,
-                                    "error": exc.to_json()}
+            data: dict[str, Any] = {
+                "ok": False,
+                "command": self.args.command,
+                "error": exc.to_json(),
+            }
             if isinstance(exc, DeployError) and exc.result is not None:
                 data.update({k: v for k, v in exc.result.to_json().items() if k != "ok"})
             self.emit(data)
         return exc.exit_code
 
     def reporter(self) -> Callable[..., None]:
-        symbols = {"create": "+ created", "update": "~ updated", "replace": "± replaced",
-                   "delete": "- deleted"}
+        symbols = {
+            "create": "+ created",
+            "update": "~ updated",
+            "replace": "± replaced",
+            "delete": "- deleted",
+        }
 
         def report(event: str, **data: Any) -> None:
             if event == "resource.done":
-                self.log(f"  {symbols.get(data['action'], data['action'])} "
-                         f"{data['kind']} {data['id']}")
+                self.log(
+                    f"  {symbols.get(data['action'], data['action'])} {data['kind']} {data['id']}"
+                )
             elif event == "resource.failed":
                 self.log(f"  ! failed {data['kind']} {data['id']}: {data['error']}")
             elif event == "resource.note":
@@ -175,8 +210,11 @@ def _password(args: argparse.Namespace) -> str | None:
         try:
             return Path(args.password_file).read_text().strip()
         except OSError as exc:
-            raise ConfigError(f"cannot read the password file: {exc.strerror}",
-                              where=args.password_file, fix="check the path") from None
+            raise ConfigError(
+                f"cannot read the password file: {exc.strerror}",
+                where=args.password_file,
+                fix="check the path",
+            ) from None
     return None
 
 
@@ -188,8 +226,9 @@ def _lock_timeout(args: argparse.Namespace) -> float | None:
         try:
             return float(env)
         except ValueError:
-            raise ConfigError(f"ALCHEMY_LOCK_TIMEOUT is not a number: {env!r}",
-                              fix="set it to seconds, e.g. 60") from None
+            raise ConfigError(
+                f"ALCHEMY_LOCK_TIMEOUT is not a number: {env!r}", fix="set it to seconds, e.g. 60"
+            ) from None
     return None
 
 
@@ -206,8 +245,10 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
     saved = Plan.load(args.plan_file) if getattr(args, "plan_file", None) else None
     concurrency = getattr(args, "concurrency", None)
     if concurrency is not None and concurrency < 1:
-        raise ConfigError(f"--concurrency must be at least 1, not {concurrency}",
-                          fix="pass --concurrency 16 or more")
+        raise ConfigError(
+            f"--concurrency must be at least 1, not {concurrency}",
+            fix="pass --concurrency 16 or more",
+        )
 
     if args.command == "plan":
         plan = asyncio.run(app.plan(stage, destroy=args.destroy, password=password))
@@ -221,8 +262,16 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
         return 0
     if args.command in ("deploy", "destroy"):
         verb = app.deploy if args.command == "deploy" else app.destroy
-        result = asyncio.run(verb(stage, plan=saved, concurrency=concurrency, password=password,
-                                  lock_timeout=_lock_timeout(args), reporter=out.reporter()))
+        result = asyncio.run(
+            verb(
+                stage,
+                plan=saved,
+                concurrency=concurrency,
+                password=password,
+                lock_timeout=_lock_timeout(args),
+                reporter=out.reporter(),
+            )
+        )
         out.log(result.summary())
         if out.json:
             out.emit(result.to_json())
@@ -272,8 +321,10 @@ def _print_status(status: Any) -> None:
         width = max(len(r["id"]) for r in status.resources)
         kwidth = max(len(r["kind"] or "") for r in status.resources)
         for r in status.resources:
-            print(f"  {r['id']:<{width}}  {r['kind']:<{kwidth}}  {r['status']:<9}  "
-                  f"{r['updated'] or ''}")
+            print(
+                f"  {r['id']:<{width}}  {r['kind']:<{kwidth}}  {r['status']:<9}  "
+                f"{r['updated'] or ''}"
+            )
     if status.lock is not None:
         print(f"locked: {status.lock.describe()}")
     if status.interrupted:

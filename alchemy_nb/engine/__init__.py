@@ -4,8 +4,8 @@ The engine never imports a provider, a display or a CLI module.
 """
 
 from ._app import App, Stage, StageStatus, default_stage
-from ._program import load_program
 from ._plan import Action, Change, FieldChange, Phase, Plan, ResourceStatus, RunResult
+from ._program import load_program
 from ._resource import (
     Diff,
     Input,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import AlchemyError, ConfigError
+from ..errors import ConfigError
 from ._plan import Phase, Plan, RunResult
 
 if TYPE_CHECKING:
@@ -137,8 +137,10 @@ class App:
         Registering again (a re-run notebook cell) replaces the previous program.
         """
         if not callable(fn):
-            raise ConfigError("@app.program decorates a function of the stage",
-                              fix="write `@app.program` above `def infra(stage): ...`")
+            raise ConfigError(
+                "@app.program decorates a function of the stage",
+                fix="write `@app.program` above `def infra(stage): ...`",
+            )
         self.program_function = fn
         return fn
 
@@ -146,19 +148,29 @@ class App:
         """The stage named ``name`` (default: ``STAGE``, ``ALCHEMY_STAGE``, then ``dev``)."""
         return Stage(self, _check_name("stage", name or default_stage()), Phase(phase))
 
-    def _run(self, stage: str | None, phase: Phase, *, concurrency: int | None = None,
-             password: str | None = None, reporter: Reporter | None = None) -> Run:
+    def _run(
+        self,
+        stage: str | None,
+        phase: Phase,
+        *,
+        concurrency: int | None = None,
+        password: str | None = None,
+        reporter: Reporter | None = None,
+    ) -> Run:
         from ._run import Run
 
         return Run(
-            self, self.stage(stage, phase), self.state,
+            self,
+            self.stage(stage, phase),
+            self.state,
             concurrency=concurrency or self.concurrency,
             password=password or self.password or os.environ.get("ALCHEMY_PASSWORD"),
             reporter=reporter,
         )
 
-    async def plan(self, stage: str | None = None, *, destroy: bool = False,
-                   password: str | None = None) -> Plan:
+    async def plan(
+        self, stage: str | None = None, *, destroy: bool = False, password: str | None = None
+    ) -> Plan:
         """What ``deploy`` (or, with ``destroy=True``, ``destroy``) would do; changes nothing."""
         run = self._run(stage, Phase.PLAN, password=password)
         run.state = await self.state.load(self.name, run.stage.name)
@@ -182,8 +194,9 @@ class App:
         Given a saved ``plan``, applies exactly it, or raises :class:`PlanError` when the
         program or the state changed since it was computed.
         """
-        run = self._run(stage, Phase.UP, concurrency=concurrency, password=password,
-                        reporter=reporter)
+        run = self._run(
+            stage, Phase.UP, concurrency=concurrency, password=password, reporter=reporter
+        )
         async with self._locked(run, "deploy", lock_timeout):
             await run.run_program()
             current = run.compute_plan()
@@ -209,8 +222,9 @@ class App:
         reporter: Reporter | None = None,
     ) -> RunResult:
         """Phase ``destroy``: delete every resource of the stage, dependents first."""
-        run = self._run(stage, Phase.DESTROY, concurrency=concurrency, password=password,
-                        reporter=reporter)
+        run = self._run(
+            stage, Phase.DESTROY, concurrency=concurrency, password=password, reporter=reporter
+        )
         async with self._locked(run, "destroy", lock_timeout):
             if plan is not None:
                 run.check_saved_plan(plan, run.destroy_plan())
@@ -223,16 +237,26 @@ class App:
         from .._secret import MASK
 
         resources = [
-            {"id": rid, "kind": rec.get("kind"), "status": rec.get("status"),
-             "updated": rec.get("updated")}
+            {
+                "id": rid,
+                "kind": rec.get("kind"),
+                "status": rec.get("status"),
+                "updated": rec.get("updated"),
+            }
             for rid, rec in sorted(state.records.items())
         ]
         interrupted = state.replayed > 0 or any(
             r["status"] not in ("created", "updated") for r in resources
         )
         outputs = _mask_stored(state.meta.get("outputs") or {}, MASK)
-        return StageStatus(self.name, name, resources, await self.state.current_lock(
-            self.name, name), interrupted, outputs)
+        return StageStatus(
+            self.name,
+            name,
+            resources,
+            await self.state.current_lock(self.name, name),
+            interrupted,
+            outputs,
+        )
 
     def _locked(self, run: Run, operation: str, timeout: float | None) -> Any:
         from contextlib import asynccontextmanager
@@ -240,7 +264,9 @@ class App:
         @asynccontextmanager
         async def hold() -> Any:
             async with self.state.lock(
-                self.name, run.stage.name, operation=operation,
+                self.name,
+                run.stage.name,
+                operation=operation,
                 timeout=self.lock_timeout if timeout is None else timeout,
                 on_wait=lambda holder: run.report("lock.wait", holder=holder),
                 on_takeover=lambda holder: run.report("lock.takeover", holder=holder),
@@ -269,8 +295,9 @@ class App:
             "plan": lambda: self.plan(stage),
         }
         if chosen not in actions:
-            raise ConfigError(f"unknown PHASE {chosen!r}",
-                              fix="set PHASE to up, read, destroy or plan")
+            raise ConfigError(
+                f"unknown PHASE {chosen!r}", fix="set PHASE to up, read, destroy or plan"
+            )
         return asyncio.run(actions[chosen]())  # type: ignore[arg-type]
 
     def _run_at_exit(self) -> None:
@@ -284,17 +311,31 @@ class App:
         import subprocess
 
         phase = (os.environ.get("PHASE") or "up").lower()
-        command = {"up": "deploy", "deploy": "deploy", "read": "read", "destroy": "destroy",
-                   "plan": "plan"}.get(phase)
+        command = {
+            "up": "deploy",
+            "deploy": "deploy",
+            "read": "read",
+            "destroy": "destroy",
+            "plan": "plan",
+        }.get(phase)
         sys.stdout.flush()
         sys.stderr.flush()
         if command is None:
-            sys.stderr.write(f"error: unknown PHASE {phase!r}. Fix: set PHASE to up, read, "
-                             "destroy or plan.\n")
+            sys.stderr.write(
+                f"error: unknown PHASE {phase!r}. Fix: set PHASE to up, read, destroy or plan.\n"
+            )
             os._exit(2)
         code = subprocess.call(
-            [sys.executable, "-m", "alchemy_nb", command, "--program", self._script_file,
-             "--stage", default_stage()]
+            [
+                sys.executable,
+                "-m",
+                "alchemy_nb",
+                command,
+                "--program",
+                self._script_file,
+                "--stage",
+                default_stage(),
+            ]
         )
         if code:
             os._exit(code)

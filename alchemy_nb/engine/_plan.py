@@ -100,8 +100,9 @@ class Change:
             action=Action(data["action"]),
             reason=data.get("reason", ""),
             fields=tuple(
-                FieldChange(f["path"], f.get("before"), f.get("after"),
-                            f.get("forces_replacement", False))
+                FieldChange(
+                    f["path"], f.get("before"), f.get("after"), f.get("forces_replacement", False)
+                )
                 for f in data.get("fields", [])
             ),
             deps=tuple(data.get("deps", [])),
@@ -179,11 +180,15 @@ class Plan:
                 base=data["base"],
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise PlanError(f"the saved plan cannot be read ({exc})",
-                            fix="make a new plan with `alchemy-nb plan --out FILE`") from None
+            raise PlanError(
+                f"the saved plan cannot be read ({exc})",
+                fix="make a new plan with `alchemy-nb plan --out FILE`",
+            ) from None
         if data.get("digest") != plan.digest:
-            raise PlanError("the saved plan was edited: its digest does not match its content",
-                            fix="make a new plan with `alchemy-nb plan --out FILE`")
+            raise PlanError(
+                "the saved plan was edited: its digest does not match its content",
+                fix="make a new plan with `alchemy-nb plan --out FILE`",
+            )
         return plan
 
     def save(self, path: str | Path) -> None:
@@ -196,11 +201,17 @@ class Plan:
         try:
             data = json.loads(Path(path).read_text())
         except FileNotFoundError:
-            raise PlanError(f"no plan file at {path}", where=str(path),
-                            fix="make one with `alchemy-nb plan --out FILE`") from None
+            raise PlanError(
+                f"no plan file at {path}",
+                where=str(path),
+                fix="make one with `alchemy-nb plan --out FILE`",
+            ) from None
         except ValueError as exc:
-            raise PlanError(f"the plan file is not JSON ({exc})", where=str(path),
-                            fix="make a new plan with `alchemy-nb plan --out FILE`") from None
+            raise PlanError(
+                f"the plan file is not JSON ({exc})",
+                where=str(path),
+                fix="make a new plan with `alchemy-nb plan --out FILE`",
+            ) from None
         return cls.from_json(data)
 
     def __str__(self) -> str:
@@ -244,8 +255,12 @@ class ResourceResult:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.id, "kind": self.kind, "action": self.action.value,
-                                "ok": self.ok}
+        data: dict[str, Any] = {
+            "id": self.id,
+            "kind": self.kind,
+            "action": self.action.value,
+            "ok": self.ok,
+        }
         if self.error:
             data["error"] = self.error
         return data
@@ -291,8 +306,13 @@ class RunResult:
         """One line, e.g. ``up hello/dev: 1 created, 0 updated, ... (ok)``."""
         c = self.counts
         failed = sum(1 for r in self.resources if not r.ok)
-        parts = [f"{c['create']} created", f"{c['update']} updated", f"{c['replace']} replaced",
-                 f"{c['delete']} deleted", f"{c['noop']} unchanged"]
+        parts = [
+            f"{c['create']} created",
+            f"{c['update']} updated",
+            f"{c['replace']} replaced",
+            f"{c['delete']} deleted",
+            f"{c['noop']} unchanged",
+        ]
         if failed:
             parts.append(f"{failed} failed")
         return f"{self.phase.value} {self.app}/{self.stage}: {', '.join(parts)}"

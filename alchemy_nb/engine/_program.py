@@ -13,7 +13,7 @@ from ._run import _user_frame
 
 __all__ = ["load_program"]
 
-CONTRACT = "define `app = alchemy_nb.App(\"name\")` and register a function with @app.program"
+CONTRACT = 'define `app = alchemy_nb.App("name")` and register a function with @app.program'
 
 
 def load_program(path: str | Path) -> App:
@@ -34,8 +34,11 @@ def load_program(path: str | Path) -> App:
     name = "_alchemy_nb_program_" + hashlib.sha256(str(file).encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:
-        raise ConfigError(f"cannot import {file} as Python", where=str(file),
-                          fix="give the program file a .py name")
+        raise ConfigError(
+            f"cannot import {file} as Python",
+            where=str(file),
+            fix="give the program file a .py name",
+        )
     module = importlib.util.module_from_spec(spec)
     folder = str(file.parent)
     if folder not in sys.path:
@@ -68,6 +71,9 @@ def load_program(path: str | Path) -> App:
             fix=CONTRACT,
         )
     if app.program_function is None:
-        raise ConfigError(f"app {app.name!r} in {file.name} has no program", where=str(file),
-                          fix="decorate a function of the stage with @app.program")
+        raise ConfigError(
+            f"app {app.name!r} in {file.name} has no program",
+            where=str(file),
+            fix="decorate a function of the stage with @app.program",
+        )
     return app

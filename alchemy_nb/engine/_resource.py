@@ -77,10 +77,9 @@ T = TypeVar("T")
 
 
 class _Referable:
-    """Something a prop may point at: a declared resource, or one loaded from state."""
+    """Something a prop may point at: a declared resource, or one loaded from state.
 
-    id: str
-    kind: str
+    Subclasses have an ``id`` and a ``kind``."""
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
@@ -217,8 +216,7 @@ class Declarations:
         if resource.id in self.resources:
             other = self.resources[resource.id]
             raise ConfigError(
-                f"resource id {resource.id!r} is declared twice "
-                f"({other.kind} and {resource.kind})",
+                f"resource id {resource.id!r} is declared twice ({other.kind} and {resource.kind})",
                 where=f"{self.stage.app.name}/{self.stage.name}/{resource.id}, phase "
                 f"{self.stage.phase}",
                 fix="give each resource its own id within the program",
@@ -260,7 +258,7 @@ class _KindRegistry:
         for ep in entry_points(group="alchemy_nb.resources"):
             try:
                 ep.load()
-            except Exception:  # noqa: S112 - a broken plugin must not hide other kinds
+            except Exception:
                 continue
 
 
@@ -314,8 +312,11 @@ class Resource(_Referable, Generic[P, O]):
         try:
             return cls.props_model.model_validate(props)
         except ValidationError as exc:
-            raise ConfigError(_explain(exc, cls.props_model, cls.kind), where=where,
-                              fix=_fix(exc, cls.props_model)) from None
+            raise ConfigError(
+                _explain(exc, cls.props_model, cls.kind),
+                where=where,
+                fix=_fix(exc, cls.props_model),
+            ) from None
 
     def dependencies(self) -> Iterator[Resource[Any, Any]]:
         """Resources this one's props point at (directly or through refs)."""

@@ -92,8 +92,9 @@ def _null_reporter(event: str, **data: Any) -> None:
 class _GroupJournal:
     """Durable writes, grouped: every write waits for an fsync that covers it."""
 
-    def __init__(self, store: StateStore, state: StageState,
-                 before: Callable[[], list[Entry]] | None = None) -> None:
+    def __init__(
+        self, store: StateStore, state: StageState, before: Callable[[], list[Entry]] | None = None
+    ) -> None:
         self.store = store
         self.state = state
         self.before = before
@@ -153,8 +154,10 @@ class Run:
         reporter: Reporter | None,
     ) -> None:
         if concurrency < 1:
-            raise ConfigError(f"concurrency must be at least 1, not {concurrency}",
-                              fix="pass concurrency=16 or more")
+            raise ConfigError(
+                f"concurrency must be at least 1, not {concurrency}",
+                fix="pass concurrency=16 or more",
+            )
         self.app = app
         self.stage = stage
         self.store = store
@@ -179,8 +182,13 @@ class Run:
 
     def ctx(self, rid: str, kind: str) -> ResourceContext:
         return ResourceContext(
-            app=self.app.name, stage=self.stage.name, id=rid, kind=kind,
-            phase=self.stage.phase.value, root=self.app.root, log=self.report,
+            app=self.app.name,
+            stage=self.stage.name,
+            id=rid,
+            kind=kind,
+            phase=self.stage.phase.value,
+            root=self.app.root,
+            log=self.report,
         )
 
     # ---------------------------------------------------------------- program
@@ -238,8 +246,11 @@ class Run:
 
         params = self.state.meta.get("secrets")
         if params is None and not create:
-            raise SecretError("state holds a sealed secret but no secret parameters",
-                              where=self.where(), fix="restore the stage's state.json")
+            raise SecretError(
+                "state holds a sealed secret but no secret parameters",
+                where=self.where(),
+                fix="restore the stage's state.json",
+            )
         if not self.password:
             raise SecretError(
                 "this stage uses secrets, and no password is set to seal or open them",
@@ -269,10 +280,10 @@ class Run:
         def ref(r: Ref) -> Any:
             raise StateError(f"unresolved reference {r!r} reached state", where=self.where())
 
-        return walk(value, {Secret: secret, _Referable: lambda r: {"@resource": r.id}, Ref: ref})
+        return walk(value, {Secret: secret, _Referable: _resource_link, Ref: ref})
 
     def encode_digest(self, value: Any, *, declared: bool = False) -> Any:
-        def resource(r: _Referable) -> Any:
+        def resource(r: Any) -> Any:
             if declared:
                 return {"@resource": r.id}
             return {"@resource": r.id, "outputs": self.outputs_by_id.get(r.id, UNKNOWN)}
@@ -282,15 +293,20 @@ class Run:
 
         return walk(
             value,
-            {Secret: lambda s: {"@secret": self.box(create=True).mac(s.reveal())},
-             _Referable: resource, Ref: ref},
+            {
+                Secret: lambda s: {"@secret": self.box(create=True).mac(s.reveal())},
+                _Referable: resource,
+                Ref: ref,
+            },
             skip_defaults=True,
         )
 
     @staticmethod
     def encode_display(value: Any) -> Any:
-        return walk(value, {Secret: lambda s: MASK, _Referable: lambda r: f"<{r.id}>",
-                            Ref: lambda r: UNKNOWN})
+        return walk(
+            value,
+            {Secret: lambda s: MASK, _Referable: lambda r: f"<{r.id}>", Ref: lambda r: UNKNOWN},
+        )
 
     def decode(self, value: Any) -> Any:
         """State JSON back to Python: sealed secrets opened, resource links as handles."""
@@ -300,8 +316,9 @@ class Run:
             if len(value) == 1 and "@resource" in value:
                 rid = value["@resource"]
                 rec = self.state.records.get(rid, {})
-                return ResourceHandle(rid, rec.get("kind", ""), self.outputs_by_id.get(
-                    rid, rec.get("outputs", {})))
+                return ResourceHandle(
+                    rid, rec.get("kind", ""), self.outputs_by_id.get(rid, rec.get("outputs", {}))
+                )
             return {k: self.decode(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.decode(v) for v in value]
@@ -337,19 +354,22 @@ class Run:
         """The props with every ref replaced by its value; None if a value is unknown."""
         deps = list(res.dependencies())
         if not deps:
-            return res.props
+            declared: Props = res.props
+            return declared
         if any(d.id not in self.outputs_by_id for d in deps):
             return None
         for dep in deps:
             if dep.outputs is None:
-                dep.outputs = type(dep).outputs_model.model_validate(
-                    self.outputs_by_id[dep.id])
+                dep.outputs = type(dep).outputs_model.model_validate(self.outputs_by_id[dep.id])
         try:
-            return type(res).props_model.model_validate(self._substitute(res.props))
+            resolved: Props = type(res).props_model.model_validate(self._substitute(res.props))
+            return resolved
         except ValidationError as exc:
-            raise ConfigError(f"a resolved reference does not fit the props of {res.kind}: {exc}",
-                              where=self.where(res.id, res.kind),
-                              fix="pass a reference to an output of the right type") from None
+            raise ConfigError(
+                f"a resolved reference does not fit the props of {res.kind}: {exc}",
+                where=self.where(res.id, res.kind),
+                fix="pass a reference to an output of the right type",
+            ) from None
 
     def _substitute(self, value: Any) -> Any:
         if isinstance(value, Ref):
@@ -369,8 +389,11 @@ class Run:
             data = self.decode(outputs or {})
         self.outputs_by_id[rid] = data
         if res is not None:
-            res.outputs = (outputs if isinstance(outputs, BaseModel)
-                           else type(res).outputs_model.model_validate(data))
+            res.outputs = (
+                outputs
+                if isinstance(outputs, BaseModel)
+                else type(res).outputs_model.model_validate(data)
+            )
 
     # ------------------------------------------------------------------- plan
     def compute_plan(self) -> Plan:
@@ -388,18 +411,36 @@ class Run:
             changes.append(change)
         for rid in self._delete_order([r for r in records if r not in self.declared]):
             rec = records[rid]
-            changes.append(Change(rid, rec.get("kind", "?"), Action.DELETE,
-                                  reason="no longer declared", deps=tuple(rec.get("deps", []))))
-        return Plan(self.app.name, self.stage.name, Phase.UP, tuple(changes),
-                    self.state.fingerprint())
+            changes.append(
+                Change(
+                    rid,
+                    rec.get("kind", "?"),
+                    Action.DELETE,
+                    reason="no longer declared",
+                    deps=tuple(rec.get("deps", [])),
+                )
+            )
+        return Plan(
+            self.app.name, self.stage.name, Phase.UP, tuple(changes), self.state.fingerprint()
+        )
 
-    def _plan_one(self, rid: str, res: Resource[Any, Any], rec: dict[str, Any] | None,
-                  planned: dict[str, Action]) -> Change:
+    def _plan_one(
+        self,
+        rid: str,
+        res: Resource[Any, Any],
+        rec: dict[str, Any] | None,
+        planned: dict[str, Action],
+    ) -> Change:
         deps = tuple(dict.fromkeys(d.id for d in res.dependencies()))
         declared = digest(res.kind, canonical_json(self.encode_digest(res.props, declared=True)))
-        base = {"id": rid, "kind": res.kind, "deps": deps, "declared": declared}
+
+        def change(
+            action: Action, reason: str = "", fields: tuple[FieldChange, ...] = ()
+        ) -> Change:
+            return Change(rid, res.kind, action, reason, fields, deps, declared)
+
         if rec is None:
-            return Change(action=Action.CREATE, **base)
+            return change(Action.CREATE)
         if rec.get("kind") != res.kind:
             raise ConfigError(
                 f"resource {rid!r} is a {rec.get('kind')} in state but declared as {res.kind}",
@@ -409,10 +450,9 @@ class Run:
             )
         status = rec.get("status")
         if status == ResourceStatus.CREATING.value:
-            return Change(action=Action.CREATE, reason="finishing an interrupted create", **base)
+            return change(Action.CREATE, "finishing an interrupted create")
         if status == ResourceStatus.DELETING.value:
-            return Change(action=Action.CREATE, reason="re-creating after an interrupted delete",
-                          **base)
+            return change(Action.CREATE, "re-creating after an interrupted delete")
         props = self.resolve(res)
         cls = type(res)
         old = self.props_from_state(cls, rec.get("props"))
@@ -421,16 +461,21 @@ class Run:
             same = self.resource_digest(res, props) == rec.get("digest")
             if same and status in SETTLED:
                 reason = "finishing a replacement" if rec.get("replaced") else ""
-                return Change(action=Action.NOOP, reason=reason, **base)
+                return change(Action.NOOP, reason)
         action, why = self._update_or_replace(cls, old, props, fields)
         if status in (ResourceStatus.UPDATING.value, ResourceStatus.REPLACING.value):
             why = f"finishing an interrupted {status.removesuffix('ing')}e"
         elif props is None and not fields:
             why = "depends on " + ", ".join(d for d in deps if planned.get(d) != Action.NOOP)
-        return Change(action=action, reason=why, fields=tuple(fields), **base)
+        return change(action, why, tuple(fields))
 
-    def _update_or_replace(self, cls: type[Resource[Any, Any]], old: Props,
-                           new: Props | None, fields: list[FieldChange]) -> tuple[Action, str]:
+    def _update_or_replace(
+        self,
+        cls: type[Resource[Any, Any]],
+        old: Props,
+        new: Props | None,
+        fields: list[FieldChange],
+    ) -> tuple[Action, str]:
         provider = self.provider(cls)
         forced = [f.path for f in fields if f.forces_replacement]
         if forced:
@@ -443,8 +488,9 @@ class Run:
             return Action.REPLACE, f"{cls.kind} cannot be updated in place"
         return Action.UPDATE, ""
 
-    def _field_changes(self, cls: type[Resource[Any, Any]], old: Props,
-                       new: Props) -> list[FieldChange]:
+    def _field_changes(
+        self, cls: type[Resource[Any, Any]], old: Props, new: Props
+    ) -> list[FieldChange]:
         replace_on = self.provider(cls).replace_on
         before_d, after_d = self.encode_digest(old), self.encode_digest(new)
         before_v, after_v = self.encode_display(old), self.encode_display(new)
@@ -453,16 +499,29 @@ class Run:
             b, a = before_d.get(name), after_d.get(name)
             if b == a:
                 continue
-            if isinstance(b, dict) and isinstance(a, dict) and not _is_marker(b) and \
-                    not _is_marker(a):
+            if (
+                isinstance(b, dict)
+                and isinstance(a, dict)
+                and not _is_marker(b)
+                and not _is_marker(a)
+            ):
                 bv, av = before_v.get(name) or {}, after_v.get(name) or {}
                 for key in sorted(set(b) | set(a)):
                     if b.get(key) != a.get(key):
-                        out.append(FieldChange(f"{name}.{key}", bv.get(key), av.get(key),
-                                               name in replace_on))
+                        out.append(
+                            FieldChange(
+                                f"{name}.{key}", bv.get(key), av.get(key), name in replace_on
+                            )
+                        )
             else:
-                out.append(FieldChange(name, before_v.get(name), after_v.get(name),
-                                       name in replace_on and a != UNKNOWN))
+                out.append(
+                    FieldChange(
+                        name,
+                        before_v.get(name),
+                        after_v.get(name),
+                        name in replace_on and a != UNKNOWN,
+                    )
+                )
         return out
 
     def _delete_order(self, rids: list[str]) -> list[str]:
@@ -490,8 +549,13 @@ class Run:
     async def apply(self, plan: Plan) -> RunResult:
         journal = self.journal()
         semaphore = asyncio.Semaphore(self.concurrency)
-        result = RunResult(self.app.name, self.stage.name, Phase.UP, plan_digest=plan.digest,
-                           recovered=self.state.replayed > 0)
+        result = RunResult(
+            self.app.name,
+            self.stage.name,
+            Phase.UP,
+            plan_digest=plan.digest,
+            recovered=self.state.replayed > 0,
+        )
         by_id = {c.id: c for c in plan.changes}
         done: dict[str, asyncio.Event] = {}
         failed: dict[str, BaseException] = {}
@@ -503,14 +567,17 @@ class Run:
                         await done[dep].wait()
                 bad = [d for d in change.deps if d in failed]
                 if bad:
-                    raise ProviderError(f"skipped: dependency {', '.join(bad)} failed",
-                                        where=self.where(res.id, res.kind))
+                    raise ProviderError(
+                        f"skipped: dependency {', '.join(bad)} failed",
+                        where=self.where(res.id, res.kind),
+                    )
                 action = await self._apply_one(res, journal, semaphore)
                 result.resources.append(ResourceResult(res.id, res.kind, action))
             except Exception as exc:
                 failed[res.id] = exc
-                result.resources.append(ResourceResult(res.id, res.kind, change.action,
-                                                       ok=False, error=str(exc)))
+                result.resources.append(
+                    ResourceResult(res.id, res.kind, change.action, ok=False, error=str(exc))
+                )
                 self.report("resource.failed", id=res.id, kind=res.kind, error=str(exc))
             finally:
                 done[res.id].set()
@@ -535,15 +602,15 @@ class Run:
         await self._delete_many(pending, journal, semaphore, result, full=False)
         self.finish_outputs(result)
         if self.state.meta.get("outputs") != result.outputs_stored:
-            await journal.write({"t": "meta", "key": "outputs",
-                                 "value": result.outputs_stored})
+            await journal.write({"t": "meta", "key": "outputs", "value": result.outputs_stored})
         await self._checkpoint()
         if self.delete_errors:
             raise self._deploy_error(result, self.delete_errors, "up")
         return result
 
-    async def _apply_one(self, res: Resource[Any, Any], journal: _GroupJournal,
-                         semaphore: asyncio.Semaphore) -> Action:
+    async def _apply_one(
+        self, res: Resource[Any, Any], journal: _GroupJournal, semaphore: asyncio.Semaphore
+    ) -> Action:
         rid, cls = res.id, type(res)
         rec = self.state.records.get(rid)
         props = self.resolve(res)
@@ -559,8 +626,12 @@ class Run:
         stored = self.encode_state(props)
         deps = list(dict.fromkeys(d.id for d in res.dependencies()))
         now = _now()
-        base = {"kind": res.kind, "deps": deps, "created": (rec or {}).get("created", now),
-                "updated": now}
+        base = {
+            "kind": res.kind,
+            "deps": deps,
+            "created": (rec or {}).get("created", now),
+            "updated": now,
+        }
         replaced = list((rec or {}).get("replaced", []))
         if replaced:
             base["replaced"] = replaced
@@ -579,49 +650,83 @@ class Run:
 
         self.report("resource.start", id=rid, kind=res.kind, action=action.value)
         if action is Action.CREATE:
-            await journal.put(rid, {**base, "status": ResourceStatus.CREATING.value,
-                                    "props": stored, "digest": None, "outputs": None})
-            outputs = await self._call(semaphore, rid, res.kind, "create",
-                                       provider.create(ctx, props))
+            await journal.put(
+                rid,
+                {
+                    **base,
+                    "status": ResourceStatus.CREATING.value,
+                    "props": stored,
+                    "digest": None,
+                    "outputs": None,
+                },
+            )
+            outputs = await self._call(
+                semaphore, rid, res.kind, "create", provider.create(ctx, props)
+            )
             final = ResourceStatus.CREATED
         elif action is Action.UPDATE:
             assert rec is not None
-            await journal.put(rid, {**rec, "status": ResourceStatus.UPDATING.value,
-                                    "next": stored, "updated": now})
+            await journal.put(
+                rid,
+                {**rec, "status": ResourceStatus.UPDATING.value, "next": stored, "updated": now},
+            )
             old_outputs = self.outputs_from_state(cls, rec.get("outputs"))
-            outputs = await self._call(semaphore, rid, res.kind, "update",
-                                       provider.update(ctx, old, props, old_outputs))
+            outputs = await self._call(
+                semaphore, rid, res.kind, "update", provider.update(ctx, old, props, old_outputs)
+            )
             final = ResourceStatus.UPDATED
         else:
             assert rec is not None
             old_half = {"props": rec.get("props"), "outputs": rec.get("outputs")}
-            await journal.put(rid, {**rec, "status": ResourceStatus.REPLACING.value,
-                                    "next": stored, "updated": now})
+            await journal.put(
+                rid,
+                {**rec, "status": ResourceStatus.REPLACING.value, "next": stored, "updated": now},
+            )
             if provider.delete_first:
                 old_outputs = self.outputs_from_state(cls, rec.get("outputs"))
-                await self._call(semaphore, rid, res.kind, "delete",
-                                 provider.delete(ctx, old, old_outputs))
-                await journal.put(rid, {**base, "status": ResourceStatus.CREATING.value,
-                                        "props": stored, "digest": None, "outputs": None})
+                await self._call(
+                    semaphore, rid, res.kind, "delete", provider.delete(ctx, old, old_outputs)
+                )
+                await journal.put(
+                    rid,
+                    {
+                        **base,
+                        "status": ResourceStatus.CREATING.value,
+                        "props": stored,
+                        "digest": None,
+                        "outputs": None,
+                    },
+                )
             else:
                 base["replaced"] = [*replaced, old_half]
-            outputs = await self._call(semaphore, rid, res.kind, "create",
-                                       provider.create(ctx, props))
+            outputs = await self._call(
+                semaphore, rid, res.kind, "create", provider.create(ctx, props)
+            )
             final = ResourceStatus.CREATED
         if not isinstance(outputs, cls.outputs_model):
             raise ProviderError(
                 f"the {res.kind} provider returned {type(outputs).__name__}, not "
                 f"{cls.outputs_model.__name__}",
-                where=self.where(rid, res.kind), fix="return the kind's outputs model",
+                where=self.where(rid, res.kind),
+                fix="return the kind's outputs model",
             )
-        await journal.put(rid, {**base, "status": final.value, "props": stored, "digest": dig,
-                                "outputs": self.encode_state(outputs)})
+        await journal.put(
+            rid,
+            {
+                **base,
+                "status": final.value,
+                "props": stored,
+                "digest": dig,
+                "outputs": self.encode_state(outputs),
+            },
+        )
         self._set_outputs(res, rid, outputs)
         self.report("resource.done", id=rid, kind=res.kind, action=action.value)
         return action
 
-    async def _call(self, semaphore: asyncio.Semaphore, rid: str, kind: str, op: str,
-                    call: Awaitable[Any]) -> Any:
+    async def _call(
+        self, semaphore: asyncio.Semaphore, rid: str, kind: str, op: str, call: Awaitable[Any]
+    ) -> Any:
         async with semaphore:
             try:
                 return await call
@@ -635,9 +740,15 @@ class Run:
                 ) from exc
 
     # ----------------------------------------------------------------- delete
-    async def _delete_many(self, rids: list[str], journal: _GroupJournal,
-                           semaphore: asyncio.Semaphore, result: RunResult, *,
-                           full: bool) -> None:
+    async def _delete_many(
+        self,
+        rids: list[str],
+        journal: _GroupJournal,
+        semaphore: asyncio.Semaphore,
+        result: RunResult,
+        *,
+        full: bool,
+    ) -> None:
         """Delete records (full) or only the old halves of replacements, dependents first."""
         if not rids:
             return
@@ -653,15 +764,18 @@ class Run:
                 for other in dependents[rid]:
                     await done[other].wait()
                 if any(o in failed for o in dependents[rid]):
-                    raise ProviderError(f"skipped: a dependent of {rid!r} could not be deleted",
-                                        where=self.where(rid, kind))
+                    raise ProviderError(
+                        f"skipped: a dependent of {rid!r} could not be deleted",
+                        where=self.where(rid, kind),
+                    )
                 await self._delete_one(rid, journal, semaphore, full=full)
                 if full:
                     result.resources.append(ResourceResult(rid, kind, Action.DELETE))
             except Exception as exc:
                 failed.add(rid)
-                result.resources.append(ResourceResult(rid, kind, Action.DELETE, ok=False,
-                                                       error=str(exc)))
+                result.resources.append(
+                    ResourceResult(rid, kind, Action.DELETE, ok=False, error=str(exc))
+                )
                 self.report("resource.failed", id=rid, kind=kind, error=str(exc))
                 errors[rid] = exc
             finally:
@@ -669,8 +783,9 @@ class Run:
 
         await asyncio.gather(*(one(rid) for rid in rids))
 
-    async def _delete_one(self, rid: str, journal: _GroupJournal, semaphore: asyncio.Semaphore,
-                          *, full: bool) -> None:
+    async def _delete_one(
+        self, rid: str, journal: _GroupJournal, semaphore: asyncio.Semaphore, *, full: bool
+    ) -> None:
         rec = self.state.records[rid]
         kind = rec.get("kind", "?")
         cls = kind_registry.get(kind)
@@ -686,8 +801,13 @@ class Run:
         for half in list(rec.get("replaced", [])):
             props = self.props_from_state(cls, half.get("props"))
             outputs = self.outputs_from_state(cls, half.get("outputs"))
-            await self._call(semaphore, rid, kind, "delete (old replaced resource)",
-                             provider.delete(ctx, props, outputs))
+            await self._call(
+                semaphore,
+                rid,
+                kind,
+                "delete (old replaced resource)",
+                provider.delete(ctx, props, outputs),
+            )
             rec = dict(self.state.records[rid])
             rec["replaced"] = [h for h in rec.get("replaced", []) if h != half]
             if not rec["replaced"]:
@@ -696,23 +816,28 @@ class Run:
         if not full:
             return
         self.report("resource.start", id=rid, kind=kind, action="delete")
-        await journal.put(rid, {**rec, "status": ResourceStatus.DELETING.value,
-                                "updated": _now()})
+        await journal.put(rid, {**rec, "status": ResourceStatus.DELETING.value, "updated": _now()})
         outputs = self.outputs_from_state(cls, rec.get("outputs"))
         shapes = [rec.get("props")]
         if rec.get("next") is not None and rec.get("next") != rec.get("props"):
             shapes.append(rec["next"])  # an interrupted update or replace: either may exist
         for shape in shapes:
-            await self._call(semaphore, rid, kind, "delete",
-                             provider.delete(ctx, self.props_from_state(cls, shape), outputs))
+            await self._call(
+                semaphore,
+                rid,
+                kind,
+                "delete",
+                provider.delete(ctx, self.props_from_state(cls, shape), outputs),
+            )
         await journal.delete(rid)
         self.report("resource.done", id=rid, kind=kind, action="delete")
 
     async def destroy(self) -> RunResult:
         journal = self.journal()
         semaphore = asyncio.Semaphore(self.concurrency)
-        result = RunResult(self.app.name, self.stage.name, Phase.DESTROY,
-                           recovered=self.state.replayed > 0)
+        result = RunResult(
+            self.app.name, self.stage.name, Phase.DESTROY, recovered=self.state.replayed > 0
+        )
         if self.state.meta.get("secrets") is not None:
             self.box(create=False)  # a missing or wrong password fails here, before any work
         for rid, rec in self.state.records.items():
@@ -729,12 +854,18 @@ class Run:
     def destroy_plan(self) -> Plan:
         records = self.state.records
         changes = tuple(
-            Change(rid, records[rid].get("kind", "?"), Action.DELETE, reason="destroy",
-                   deps=tuple(records[rid].get("deps", [])))
+            Change(
+                rid,
+                records[rid].get("kind", "?"),
+                Action.DELETE,
+                reason="destroy",
+                deps=tuple(records[rid].get("deps", [])),
+            )
             for rid in self._delete_order(list(records))
         )
-        return Plan(self.app.name, self.stage.name, Phase.DESTROY, changes,
-                    self.state.fingerprint())
+        return Plan(
+            self.app.name, self.stage.name, Phase.DESTROY, changes, self.state.fingerprint()
+        )
 
     # ------------------------------------------------------------------- read
     def read(self) -> RunResult:
@@ -785,8 +916,9 @@ class Run:
         else:
             await self.store.drop(self.app.name, self.stage.name)
 
-    def _deploy_error(self, result: RunResult, failed: Mapping[str, BaseException],
-                      phase: str) -> DeployError:
+    def _deploy_error(
+        self, result: RunResult, failed: Mapping[str, BaseException], phase: str
+    ) -> DeployError:
         names = sorted(failed)
         first_exc = failed[names[0]]
         first = first_exc.what if isinstance(first_exc, AlchemyError) else str(first_exc)
@@ -805,17 +937,25 @@ class Run:
             raise PlanError(
                 f"the saved plan is for {saved.app}/{saved.stage} ({saved.phase.value}), not "
                 f"{current.app}/{current.stage} ({current.phase.value})",
-                where=self.where(), fix="pass the plan made for this stage")
+                where=self.where(),
+                fix="pass the plan made for this stage",
+            )
         if saved.base != current.base:
             raise PlanError(
                 "the stage's state changed since the plan was made",
                 where=self.where(),
-                fix=f"make a new plan: alchemy-nb plan --stage {self.stage.name} --out FILE")
+                fix=f"make a new plan: alchemy-nb plan --stage {self.stage.name} --out FILE",
+            )
         if saved.digest != current.digest:
             raise PlanError(
                 "the program changed since the plan was made (its changes differ)",
                 where=self.where(),
-                fix=f"make a new plan: alchemy-nb plan --stage {self.stage.name} --out FILE")
+                fix=f"make a new plan: alchemy-nb plan --stage {self.stage.name} --out FILE",
+            )
+
+
+def _resource_link(resource: Any) -> dict[str, str]:
+    return {"@resource": resource.id}
 
 
 def _is_marker(value: Mapping[str, Any]) -> bool:

@@ -34,12 +34,14 @@ class FileProvider(Provider[FileProps, FileOutputs]):
     async def create(self, ctx: ResourceContext, props: FileProps) -> FileOutputs:
         return self._write(ctx, props)
 
-    async def update(self, ctx: ResourceContext, old: FileProps, props: FileProps,
-                     outputs: FileOutputs | None) -> FileOutputs:
+    async def update(
+        self, ctx: ResourceContext, old: FileProps, props: FileProps, outputs: FileOutputs | None
+    ) -> FileOutputs:
         return self._write(ctx, props)
 
-    async def delete(self, ctx: ResourceContext, props: FileProps,
-                     outputs: FileOutputs | None) -> None:
+    async def delete(
+        self, ctx: ResourceContext, props: FileProps, outputs: FileOutputs | None
+    ) -> None:
         with suppress(FileNotFoundError):
             os.unlink(ctx.resolve_path(str(props.path)))
 

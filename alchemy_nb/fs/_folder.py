@@ -36,12 +36,18 @@ class FolderProvider(Provider[FolderProps, FolderOutputs]):
         ctx.resolve_path(str(props.path)).mkdir(parents=True, exist_ok=True)
         return FolderOutputs(path=str(props.path))
 
-    async def update(self, ctx: ResourceContext, old: FolderProps, props: FolderProps,
-                     outputs: FolderOutputs | None) -> FolderOutputs:
+    async def update(
+        self,
+        ctx: ResourceContext,
+        old: FolderProps,
+        props: FolderProps,
+        outputs: FolderOutputs | None,
+    ) -> FolderOutputs:
         return await self.create(ctx, props)
 
-    async def delete(self, ctx: ResourceContext, props: FolderProps,
-                     outputs: FolderOutputs | None) -> None:
+    async def delete(
+        self, ctx: ResourceContext, props: FolderProps, outputs: FolderOutputs | None
+    ) -> None:
         if not props.delete:
             return
         target = ctx.resolve_path(str(props.path))
@@ -55,8 +61,12 @@ class FolderProvider(Provider[FolderProps, FolderOutputs]):
             pass
         except OSError:
             if ctx.log is not None:
-                ctx.log("resource.note", id=ctx.id, kind=ctx.kind,
-                        note=f"kept {props.path}: it is not empty and recursive=False")
+                ctx.log(
+                    "resource.note",
+                    id=ctx.id,
+                    kind=ctx.kind,
+                    note=f"kept {props.path}: it is not empty and recursive=False",
+                )
 
 
 class Folder(Resource[FolderProps, FolderOutputs]):

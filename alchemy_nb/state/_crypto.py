@@ -48,8 +48,14 @@ class SecretBox:
     @classmethod
     def create(cls, password: str) -> SecretBox:
         """A box with a fresh salt; its ``params`` go into the stage metadata."""
-        params: dict[str, Any] = {"kdf": "scrypt", "n": _N, "r": _R, "p": _P,
-                                  "salt": _b64(os.urandom(16)), "cipher": "aes-256-gcm"}
+        params: dict[str, Any] = {
+            "kdf": "scrypt",
+            "n": _N,
+            "r": _R,
+            "p": _P,
+            "salt": _b64(os.urandom(16)),
+            "cipher": "aes-256-gcm",
+        }
         box = cls(password, params)
         params["check"] = box.seal_bytes(_CHECK)
         return box
@@ -80,8 +86,10 @@ class SecretBox:
         try:
             return self._aead.decrypt(_unb64(blob["nonce"]), _unb64(blob["ct"]), _AAD)
         except (InvalidTag, KeyError, TypeError, ValueError) as exc:
-            raise SecretError("a stored secret cannot be decrypted (damaged or wrong key)",
-                              fix="check ALCHEMY_PASSWORD") from exc
+            raise SecretError(
+                "a stored secret cannot be decrypted (damaged or wrong key)",
+                fix="check ALCHEMY_PASSWORD",
+            ) from exc
 
     def seal(self, value: str) -> dict[str, str]:
         return self.seal_bytes(value.encode())

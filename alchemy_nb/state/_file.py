@@ -61,8 +61,11 @@ class FileStore:
         except FileNotFoundError:
             raw = None
         except OSError as exc:
-            raise StateError(f"cannot read {snapshot}: {exc.strerror}", where=str(snapshot),
-                             fix="check the file's permissions") from exc
+            raise StateError(
+                f"cannot read {snapshot}: {exc.strerror}",
+                where=str(snapshot),
+                fix="check the file's permissions",
+            ) from exc
         if raw is not None:
             _read_snapshot(snapshot, raw, state)
         journal = self._journal(app, stage)
@@ -139,7 +142,8 @@ class FileStore:
         if not folder.is_dir():
             return []
         return sorted(
-            p.name for p in folder.iterdir()
+            p.name
+            for p in folder.iterdir()
             if p.is_dir() and ((p / "state.json").exists() or (p / "journal.jsonl").exists())
         )
 
@@ -154,19 +158,23 @@ def _read_snapshot(path: Path, raw: bytes, state: StageState) -> None:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         line = getattr(exc, "lineno", None)
         at = f"{path}:{line}" if line else str(path)
-        raise StateCorruptError(f"state file is not valid JSON ({exc})", where=at, fix=fix) from None
+        raise StateCorruptError(
+            f"state file is not valid JSON ({exc})", where=at, fix=fix
+        ) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise StateCorruptError(
             f"state file is not an alchemy-nb state snapshot (expected format {FORMAT!r})",
-            where=str(path), fix=fix,
+            where=str(path),
+            fix=fix,
         )
     records = doc.get("resources")
     if not isinstance(records, dict) or not all(
         isinstance(r, dict) and isinstance(r.get("kind"), str) and isinstance(r.get("status"), str)
         for r in records.values()
     ):
-        raise StateCorruptError("state file has a damaged resource record", where=str(path),
-                                fix=fix)
+        raise StateCorruptError(
+            "state file has a damaged resource record", where=str(path), fix=fix
+        )
     state.records = records
     state.meta = doc.get("meta") or {}
 
@@ -225,8 +233,11 @@ class _Journal:
             os.write(self._fd, data)
             os.fsync(self._fd)
         except OSError as exc:
-            raise StateError(f"cannot write the journal: {exc.strerror}", where=str(self.path),
-                             fix="free disk space or fix the folder's permissions") from exc
+            raise StateError(
+                f"cannot write the journal: {exc.strerror}",
+                where=str(self.path),
+                fix="free disk space or fix the folder's permissions",
+            ) from exc
 
     def clear(self) -> None:
         if self._fd is not None:
@@ -256,8 +267,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except OSError as exc:
         with suppress(OSError):
             tmp.unlink()
-        raise StateError(f"cannot write {path}: {exc.strerror}", where=str(path),
-                         fix="free disk space or fix the folder's permissions") from exc
+        raise StateError(
+            f"cannot write {path}: {exc.strerror}",
+            where=str(path),
+            fix="free disk space or fix the folder's permissions",
+        ) from exc
     _fsync_dir(path.parent)
 
 

@@ -137,6 +137,7 @@ def read_file_lock(path: Path) -> LockInfo | None:
 def break_file_lock(root: Path, lock_id: str) -> LockInfo:
     """Break the lock named ``lock_id`` under ``root`` (any app, any stage)."""
     for path in sorted(root.glob("*/locks/*.lock")):
+
         def _break(cur: LockInfo | None) -> tuple[str | None, Any]:
             if cur is not None and cur.id == lock_id:
                 return "", cur
