@@ -44,6 +44,7 @@ __all__ = [
     "deploy",
     "destroy",
     "errors",
+    "load_program",
     "plan",
     "read",
 ]
@@ -62,6 +63,7 @@ _LAZY = {
     "ResourceContext": "alchemy_nb.engine",
     "RunResult": "alchemy_nb.engine",
     "Stage": "alchemy_nb.engine",
+    "load_program": "alchemy_nb.engine",
     "Secret": "alchemy_nb._secret",
     "AlchemyError": "alchemy_nb.errors",
     "deploy": "alchemy_nb._api",
@@ -88,6 +90,7 @@ if TYPE_CHECKING:
         ResourceContext,
         RunResult,
         Stage,
+        load_program,
     )
     from .errors import AlchemyError
 
