@@ -72,14 +72,12 @@ class Secret:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {"text/plain": repr(self), "text/html": f"<code>{self!r}</code>"}
 
-    # pydantic: accept Secret instances as they are, serialize masked.
+    # pydantic: accept Secret instances as they are; serialize masked unless the
+    # engine's serialization context says how (seal for state, mac for digests).
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema
 
-        return core_schema.is_instance_schema(
-            cls,
-            serialization=core_schema.plain_serializer_function_ser_schema(
-                repr, when_used="always"
-            ),
-        )
+        from .engine._resource import serializer
+
+        return core_schema.is_instance_schema(cls, serialization=serializer(cls, repr))

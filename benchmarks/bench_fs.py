@@ -203,8 +203,11 @@ class AlchemyNb(Tool):
         ]
 
     def records(self) -> dict[str, Any]:
-        doc = json.loads((self.stage_dir / "state.json").read_text())
-        records: dict[str, Any] = doc["resources"]
+        path = self.stage_dir / "state.json"
+        try:
+            records: dict[str, Any] = json.loads(path.read_text())["resources"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise BenchError(f"{self.name}: cannot read the records in {path}: {exc}") from exc
         return records
 
     def snapshot(self) -> Any:
@@ -369,7 +372,8 @@ class Bench:
                     self.samples.append(Sample(tool.name, n, op, rep, timed.wall_s, timed.cpu_s))
                     walls[tool.name] = timed.wall_s
                 line.append(f"{op} " + "/".join(f"{walls[t.name]:.3f}" for t in self.order(0)))
-            progress(f"N={n:<5} rep {rep + 1}/{self.reps} (ours/theirs s): " + ", ".join(line))
+            unit = "s" if self.peer is None else "ours/theirs s"
+            progress(f"N={n:<5} rep {rep + 1}/{self.reps} ({unit}): " + ", ".join(line))
             for tool in tools:
                 tool.reset()
 
@@ -398,9 +402,21 @@ class Bench:
                     tool.reset()
         progress("start costs: done")
 
-    def median(self, tool: str, n: int | None, op: str) -> float | None:
-        walls = [s.wall_s for s in self.samples if (s.tool, s.n, s.op) == (tool, n, op)]
-        return statistics.median(walls) if walls else None
+    def walls(self, tool: str, n: int | None, op: str) -> dict[int, float]:
+        return {s.rep: s.wall_s for s in self.samples if (s.tool, s.n, s.op) == (tool, n, op)}
+
+    def median(self, tool: str, n: int | None, op: str, *, cpu: bool = False) -> float | None:
+        values = [
+            s.cpu_s if cpu else s.wall_s
+            for s in self.samples
+            if (s.tool, s.n, s.op) == (tool, n, op)
+        ]
+        return statistics.median(values) if values else None
+
+    def paired_ratios(self, n: int | None, op: str) -> list[float]:
+        """ours / theirs for each repetition: the two runs were taken back to back."""
+        ours, theirs = self.walls("alchemy-nb", n, op), self.walls("alchemy", n, op)
+        return [ours[rep] / theirs[rep] for rep in sorted(ours) if theirs.get(rep)]
 
 
 # ----------------------------------------------------------------------------- report
@@ -414,6 +430,7 @@ def summarize(bench: Bench, ns: Sequence[int]) -> list[dict[str, Any]]:
         ours = bench.median("alchemy-nb", n, op)
         theirs = bench.median("alchemy", n, op)
         ratio = ours / theirs if ours is not None and theirs else None
+        paired = bench.paired_ratios(n, op)
         target = verdict = None
         if n is None and op == "import":
             target = f"<= {IMPORT_TARGET_S * 1000:.0f} ms"
@@ -430,6 +447,9 @@ def summarize(bench: Bench, ns: Sequence[int]) -> list[dict[str, Any]]:
                 "ours_s": ours,
                 "theirs_s": theirs,
                 "ratio": ratio,
+                "paired_ratios": paired,
+                "ours_cpu_s": bench.median("alchemy-nb", n, op, cpu=True),
+                "theirs_cpu_s": bench.median("alchemy", n, op, cpu=True),
                 "target": target,
                 "verdict": verdict,
             }
@@ -444,14 +464,18 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"alchemy-nb {v['alchemy-nb']} (Python {v['python']}) vs {peer}, "
         f"{v['cores']} cores; fs::File, BENCH_MODE=concurrent",
         f"median wall seconds of {meta['reps']} whole-process runs "
-        f"({meta['reps'] * 2} for start rows); ratio = alchemy-nb / Alchemy, lower is better",
+        f"({meta['reps'] * 2} for start rows); ratio = alchemy-nb / Alchemy of the medians,",
+        "lower is better; range = lowest-highest ratio over the back-to-back pairs",
         "",
-        f"{'N':>5}  {'operation':<14} {'alchemy-nb s':>12} {'Alchemy s':>10} {'ratio':>7}  "
-        f"{'target':<9} {'result'}",
+        f"{'N':>5}  {'operation':<14} {'alchemy-nb s':>12} {'Alchemy s':>10} {'ratio':>7} "
+        f"{'range':>11}  {'target':<9} {'result'}",
     ]
 
     def num(x: float | None, fmt: str) -> str:
         return "-" if x is None else format(x, fmt)
+
+    def spread(ratios: list[float]) -> str:
+        return f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "-"
 
     previous: int | str | None = "start"
     for row in rows:
@@ -461,7 +485,8 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         lines.append(
             f"{'-' if row['n'] is None else row['n']:>5}  {row['op']:<14} "
             f"{num(row['ours_s'], '.3f'):>12} {num(row['theirs_s'], '.3f'):>10} "
-            f"{num(row['ratio'], '.2f') + ('x' if row['ratio'] is not None else ''):>7}  "
+            f"{num(row['ratio'], '.2f') + ('x' if row['ratio'] is not None else ''):>7} "
+            f"{spread(row['paired_ratios']):>11}  "
             f"{row['target'] or '':<9} {row['verdict'] or ''}".rstrip()
         )
     lines += [

@@ -38,6 +38,7 @@ def test_front_door_is_sorted_and_pinned() -> None:
         "deploy",
         "destroy",
         "errors",
+        "load_program",
         "plan",
         "read",
     ]

@@ -56,6 +56,32 @@ __all__ = [
     "kind_registry",
 ]
 
+HOOKS = "alchemy_nb.hooks"
+HOOK_ERRORS = "alchemy_nb.hook_errors"
+"""Key in a pydantic serialization context: ``{type: function}`` for secrets, refs and
+resources, so ``model_dump`` can seal, hash or mask them."""
+
+
+def serializer(kind: type, fallback: Any) -> Any:
+    """A pydantic plain serializer that asks the context's hooks, else uses ``fallback``."""
+    from pydantic_core import core_schema
+
+    def serialize(value: Any, info: Any) -> Any:
+        hooks = info.context.get(HOOKS) if info.context else None
+        hook = hooks.get(kind) if hooks else None
+        if hook is None:
+            return fallback(value)
+        try:
+            return hook(value)
+        except Exception as exc:  # pydantic wraps it; keep the original for the caller
+            info.context.setdefault(HOOK_ERRORS, []).append(exc)
+            raise
+
+    return core_schema.plain_serializer_function_ser_schema(
+        serialize, info_arg=True, when_used="always"
+    )
+
+
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -85,7 +111,10 @@ class _Referable:
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema
 
-        return core_schema.is_instance_schema(_Referable)
+        return core_schema.is_instance_schema(
+            _Referable,
+            serialization=serializer(_Referable, lambda r: {"@resource": r.id}),
+        )
 
 
 class Ref:
@@ -114,7 +143,9 @@ class Ref:
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema
 
-        return core_schema.is_instance_schema(cls)
+        return core_schema.is_instance_schema(
+            cls, serialization=serializer(Ref, lambda r: repr(r))
+        )
 
 
 Input = Union[T, Ref]  # noqa: UP007 - a generic alias: Input[str] is str | Ref

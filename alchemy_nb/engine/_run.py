@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from .._canonical import canonical_json, digest, walk
 from .._secret import MASK, Secret
@@ -54,6 +55,8 @@ from ._plan import (
     RunResult,
 )
 from ._resource import (
+    HOOK_ERRORS,
+    HOOKS,
     Declarations,
     Outputs,
     Props,
@@ -274,15 +277,19 @@ class Run:
 
     # ---------------------------------------------------------------- encoding
     def encode_state(self, value: Any) -> Any:
+        """Props or outputs as state stores them: secrets sealed, resources as links."""
+
         def secret(s: Secret) -> Any:
             return {"@secret": self.box(create=True).seal(s.reveal())}
 
         def ref(r: Ref) -> Any:
             raise StateError(f"unresolved reference {r!r} reached state", where=self.where())
 
-        return walk(value, {Secret: secret, _Referable: _resource_link, Ref: ref})
+        return encode(value, {Secret: secret, _Referable: _resource_link, Ref: ref})
 
     def encode_digest(self, value: Any, *, declared: bool = False) -> Any:
+        """The form that is hashed: secrets as keyed macs, defaults left out."""
+
         def resource(r: Any) -> Any:
             if declared:
                 return {"@resource": r.id}
@@ -291,22 +298,15 @@ class Run:
         def ref(r: Ref) -> Any:
             return {"@ref": f"{r.resource.id}.{r.name}"} if declared else UNKNOWN
 
-        return walk(
-            value,
-            {
-                Secret: lambda s: {"@secret": self.box(create=True).mac(s.reveal())},
-                _Referable: resource,
-                Ref: ref,
-            },
-            skip_defaults=True,
-        )
+        def secret(s: Secret) -> Any:
+            return {"@secret": self.box(create=True).mac(s.reveal())}
+
+        return encode(value, {Secret: secret, _Referable: resource, Ref: ref}, skip_defaults=True)
 
     @staticmethod
     def encode_display(value: Any) -> Any:
-        return walk(
-            value,
-            {Secret: lambda s: MASK, _Referable: lambda r: f"<{r.id}>", Ref: lambda r: UNKNOWN},
-        )
+        """The form people see: secrets masked, unknown values marked."""
+        return encode(value, _DISPLAY_HOOKS)
 
     def decode(self, value: Any) -> Any:
         """State JSON back to Python: sealed secrets opened, resource links as handles."""
@@ -956,6 +956,27 @@ class Run:
 
 def _resource_link(resource: Any) -> dict[str, str]:
     return {"@resource": resource.id}
+
+
+_DISPLAY_HOOKS: dict[type, Callable[[Any], Any]] = {
+    Secret: lambda s: MASK,
+    _Referable: lambda r: f"<{r.id}>",
+    Ref: lambda r: UNKNOWN,
+}
+
+
+def encode(value: Any, hooks: dict[type, Callable[[Any], Any]], *,
+           skip_defaults: bool = False) -> Any:
+    """JSON-ready data; pydantic models go through their (fast) serializer with our hooks."""
+    if isinstance(value, BaseModel):
+        context: dict[str, Any] = {HOOKS: hooks}
+        try:
+            return value.model_dump(mode="json", exclude_defaults=skip_defaults, context=context)
+        except PydanticSerializationError:
+            if context.get(HOOK_ERRORS):
+                raise context[HOOK_ERRORS][0] from None
+            raise
+    return walk(value, hooks, skip_defaults=skip_defaults)
 
 
 def _is_marker(value: Mapping[str, Any]) -> bool:
