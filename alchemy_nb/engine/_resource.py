@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextvars
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, Union
@@ -143,9 +143,7 @@ class Ref:
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema
 
-        return core_schema.is_instance_schema(
-            cls, serialization=serializer(Ref, lambda r: repr(r))
-        )
+        return core_schema.is_instance_schema(cls, serialization=serializer(Ref, lambda r: repr(r)))
 
 
 Input = Union[T, Ref]  # noqa: UP007 - a generic alias: Input[str] is str | Ref
@@ -335,8 +333,27 @@ class Resource(_Referable, Generic[P, O]):
             )
         self.id = id
         self.props: P = self._validate(props, where)  # type: ignore[assignment]
-        self.outputs: O | None = None
+        self._outputs: O | None = None
+        self._outputs_loader: Callable[[], O] | None = None
         declaring.add(self)
+
+    @property
+    def outputs(self) -> O | None:
+        """The outputs once the resource is deployed (or read from state), else None."""
+        if self._outputs is None and self._outputs_loader is not None:
+            self._outputs = self._outputs_loader()
+            self._outputs_loader = None
+        return self._outputs
+
+    @outputs.setter
+    def outputs(self, value: O | None) -> None:
+        self._outputs = value
+        self._outputs_loader = None
+
+    def load_outputs(self, loader: Callable[[], O]) -> None:
+        """Set the outputs lazily: ``loader`` runs on first access."""
+        self._outputs = None
+        self._outputs_loader = loader
 
     @classmethod
     def _validate(cls, props: dict[str, Any], where: str) -> Props:

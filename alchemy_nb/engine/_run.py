@@ -143,6 +143,43 @@ class _GroupJournal:
             self._flusher = None
 
 
+class _OutputTable:
+    """Outputs by resource id; state JSON is decoded only when someone reads it."""
+
+    def __init__(self, decode: Callable[[Any], Any]) -> None:
+        self._decode = decode
+        self._raw: dict[str, Any] = {}
+        self._values: dict[str, dict[str, Any]] = {}
+
+    def set_raw(self, rid: str, raw: Any) -> None:
+        self._raw[rid] = raw
+        self._values.pop(rid, None)
+
+    def set(self, rid: str, values: dict[str, Any]) -> None:
+        self._values[rid] = values
+        self._raw.pop(rid, None)
+
+    def forget(self, rid: str) -> None:
+        self._raw.pop(rid, None)
+        self._values.pop(rid, None)
+
+    def __contains__(self, rid: object) -> bool:
+        return rid in self._values or rid in self._raw
+
+    def get(self, rid: str) -> dict[str, Any] | None:
+        if rid not in self._values:
+            if rid not in self._raw:
+                return None
+            self._values[rid] = self._decode(self._raw.pop(rid))
+        return self._values[rid]
+
+    def __getitem__(self, rid: str) -> dict[str, Any]:
+        values = self.get(rid)
+        if values is None:
+            raise KeyError(rid)
+        return values
+
+
 class Run:
     """Everything one run of one phase on one stage needs; used by :class:`App`."""
 
@@ -174,7 +211,8 @@ class Run:
         self._providers: dict[type[Any], Provider[Any, Any]] = {}
         self.declared: dict[str, Resource[Any, Any]] = {}
         self.program_outputs: Any = None
-        self.outputs_by_id: dict[str, dict[str, Any]] = {}
+        self.known = _OutputTable(self.decode)
+        self.wrote = False
 
     # ------------------------------------------------------------------ where
     def where(self, rid: str | None = None, kind: str | None = None) -> str:
@@ -273,7 +311,11 @@ class Run:
         return entries
 
     def journal(self) -> _GroupJournal:
-        return _GroupJournal(self.store, self.state, before=self._take_unsaved_meta)
+        return _GroupJournal(self.store, self.state, before=self._before_write)
+
+    def _before_write(self) -> list[Entry]:
+        self.wrote = True
+        return self._take_unsaved_meta()
 
     # ---------------------------------------------------------------- encoding
     def encode_state(self, value: Any) -> Any:
@@ -293,7 +335,8 @@ class Run:
         def resource(r: Any) -> Any:
             if declared:
                 return {"@resource": r.id}
-            return {"@resource": r.id, "outputs": self.outputs_by_id.get(r.id, UNKNOWN)}
+            outputs = self.known.get(r.id)
+            return {"@resource": r.id, "outputs": UNKNOWN if outputs is None else outputs}
 
         def ref(r: Ref) -> Any:
             return {"@ref": f"{r.resource.id}.{r.name}"} if declared else UNKNOWN
@@ -317,7 +360,7 @@ class Run:
                 rid = value["@resource"]
                 rec = self.state.records.get(rid, {})
                 return ResourceHandle(
-                    rid, rec.get("kind", ""), self.outputs_by_id.get(rid, rec.get("outputs", {}))
+                    rid, rec.get("kind", ""), self.known.get(rid) or rec.get("outputs") or {}
                 )
             return {k: self.decode(v) for k, v in value.items()}
         if isinstance(value, list):
@@ -340,9 +383,16 @@ class Run:
         except ValidationError:
             return cls.outputs_model.model_construct(**decoded)
 
-    def resource_digest(self, res: Resource[Any, Any], props: Props) -> str:
-        extra = self.provider(type(res)).fingerprint(self.ctx(res.id, res.kind), props) or ""
-        return digest(res.kind, canonical_json(self.encode_digest(props)), extra)
+    def resource_digest(
+        self, res: Resource[Any, Any], props: Props, body: str | None = None
+    ) -> str:
+        provider = self.provider(type(res))
+        extra = ""
+        if type(provider).fingerprint is not Provider.fingerprint:
+            extra = provider.fingerprint(self.ctx(res.id, res.kind), props) or ""
+        if body is None:
+            body = canonical_json(self.encode_digest(props))
+        return digest(res.kind, body, extra)
 
     def provider(self, cls: type[Resource[Any, Any]]) -> Provider[Any, Any]:
         if cls not in self._providers:
@@ -356,11 +406,8 @@ class Run:
         if not deps:
             declared: Props = res.props
             return declared
-        if any(d.id not in self.outputs_by_id for d in deps):
+        if any(d.id not in self.known for d in deps):
             return None
-        for dep in deps:
-            if dep.outputs is None:
-                dep.outputs = type(dep).outputs_model.model_validate(self.outputs_by_id[dep.id])
         try:
             resolved: Props = type(res).props_model.model_validate(self._substitute(res.props))
             return resolved
@@ -373,7 +420,7 @@ class Run:
 
     def _substitute(self, value: Any) -> Any:
         if isinstance(value, Ref):
-            return self.outputs_by_id[value.resource.id][value.name]
+            return self.known[value.resource.id][value.name]
         if isinstance(value, BaseModel):
             return {n: self._substitute(getattr(value, n)) for n in type(value).model_fields}
         if isinstance(value, dict):
@@ -383,17 +430,16 @@ class Run:
         return value
 
     def _set_outputs(self, res: Resource[Any, Any] | None, rid: str, outputs: Any) -> None:
+        """Record outputs: a model from a provider now, or state JSON decoded on first use."""
         if isinstance(outputs, BaseModel):
-            data = outputs.model_dump()
-        else:
-            data = self.decode(outputs or {})
-        self.outputs_by_id[rid] = data
+            self.known.set(rid, dict(outputs))
+            if res is not None:
+                res.outputs = outputs
+            return
+        self.known.set_raw(rid, outputs or {})
         if res is not None:
-            res.outputs = (
-                outputs
-                if isinstance(outputs, BaseModel)
-                else type(res).outputs_model.model_validate(data)
-            )
+            model = type(res).outputs_model
+            res.load_outputs(lambda: model.model_validate(self.known[rid]))
 
     # ------------------------------------------------------------------- plan
     def compute_plan(self) -> Plan:
@@ -401,13 +447,13 @@ class Run:
         records = self.state.records
         for rid, rec in records.items():  # outputs of what state already has
             if rec.get("status") in SETTLED and rec.get("outputs") is not None:
-                self.outputs_by_id.setdefault(rid, rec["outputs"])
+                self.known.set_raw(rid, rec["outputs"])
         planned: dict[str, Action] = {}
         for rid, res in self.declared.items():
             change = self._plan_one(rid, res, records.get(rid), planned)
             planned[rid] = change.action
             if change.action is not Action.NOOP:
-                self.outputs_by_id.pop(rid, None)  # changing: its outputs are not known yet
+                self.known.forget(rid)  # changing: its outputs are not known yet
             changes.append(change)
         for rid in self._delete_order([r for r in records if r not in self.declared]):
             rec = records[rid]
@@ -432,7 +478,8 @@ class Run:
         planned: dict[str, Action],
     ) -> Change:
         deps = tuple(dict.fromkeys(d.id for d in res.dependencies()))
-        declared = digest(res.kind, canonical_json(self.encode_digest(res.props, declared=True)))
+        declared_body = canonical_json(self.encode_digest(res.props, declared=True))
+        declared = digest(res.kind, declared_body)
 
         def change(
             action: Action, reason: str = "", fields: tuple[FieldChange, ...] = ()
@@ -454,14 +501,14 @@ class Run:
         if status == ResourceStatus.DELETING.value:
             return change(Action.CREATE, "re-creating after an interrupted delete")
         props = self.resolve(res)
+        if props is not None and status in SETTLED:
+            body = None if deps else declared_body  # without refs both forms are the same
+            if self.resource_digest(res, props, body) == rec.get("digest"):
+                reason = "finishing a replacement" if rec.get("replaced") else ""
+                return change(Action.NOOP, reason)
         cls = type(res)
         old = self.props_from_state(cls, rec.get("props"))
         fields = self._field_changes(cls, old, props if props is not None else res.props)
-        if props is not None:
-            same = self.resource_digest(res, props) == rec.get("digest")
-            if same and status in SETTLED:
-                reason = "finishing a replacement" if rec.get("replaced") else ""
-                return change(Action.NOOP, reason)
         action, why = self._update_or_replace(cls, old, props, fields)
         if status in (ResourceStatus.UPDATING.value, ResourceStatus.REPLACING.value):
             why = f"finishing an interrupted {status.removesuffix('ing')}e"
@@ -842,7 +889,7 @@ class Run:
             self.box(create=False)  # a missing or wrong password fails here, before any work
         for rid, rec in self.state.records.items():
             if rec.get("outputs") is not None:
-                self.outputs_by_id[rid] = rec["outputs"]
+                self.known.set_raw(rid, rec["outputs"])
         rids = self._delete_order(list(self.state.records))
         await self._delete_many(rids, journal, semaphore, result, full=True)
         if self.delete_errors:
@@ -892,7 +939,7 @@ class Run:
     # ---------------------------------------------------------------- helpers
     def finish_outputs(self, result: RunResult) -> None:
         def ref(r: Ref) -> Any:
-            return self.outputs_by_id[r.resource.id][r.name]
+            return self.known[r.resource.id][r.name]
 
         resolved = self._substitute_outputs(self.program_outputs, ref)
         result.outputs = resolved
@@ -903,7 +950,7 @@ class Run:
         if isinstance(value, Ref):
             return ref(value)
         if isinstance(value, Resource):
-            return dict(self.outputs_by_id.get(value.id, {}))
+            return dict(self.known.get(value.id) or {})
         if isinstance(value, Mapping):
             return {str(k): self._substitute_outputs(v, ref) for k, v in value.items()}
         if isinstance(value, list | tuple):
@@ -911,6 +958,8 @@ class Run:
         return value
 
     async def _checkpoint(self) -> None:
+        if not self.wrote and not self.state.replayed:
+            return  # nothing changed: the snapshot on disk is already this state
         if self.state.records:
             await self.store.checkpoint(self.state)
         else:
@@ -965,8 +1014,9 @@ _DISPLAY_HOOKS: dict[type, Callable[[Any], Any]] = {
 }
 
 
-def encode(value: Any, hooks: dict[type, Callable[[Any], Any]], *,
-           skip_defaults: bool = False) -> Any:
+def encode(
+    value: Any, hooks: dict[type, Callable[[Any], Any]], *, skip_defaults: bool = False
+) -> Any:
     """JSON-ready data; pydantic models go through their (fast) serializer with our hooks."""
     if isinstance(value, BaseModel):
         context: dict[str, Any] = {HOOKS: hooks}
