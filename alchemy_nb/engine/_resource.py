@@ -366,9 +366,13 @@ class Resource(_Referable, Generic[P, O]):
                 fix=_fix(exc, cls.props_model),
             ) from None
 
-    def dependencies(self) -> Iterator[Resource[Any, Any]]:
-        """Resources this one's props point at (directly or through refs)."""
-        yield from _find_deps(self.props)
+    def dependencies(self) -> tuple[Resource[Any, Any], ...]:
+        """Resources this one's props point at (directly or through refs), each once."""
+        deps: tuple[Resource[Any, Any], ...] | None = self.__dict__.get("_deps")
+        if deps is None:  # props are frozen, so once is enough
+            deps = tuple({id(d): d for d in _find_deps(self.props)}.values())
+            self._deps = deps
+        return deps
 
     def __getattr__(self, name: str) -> Ref:
         model = type(self).__dict__.get("outputs_model") or type(self).outputs_model

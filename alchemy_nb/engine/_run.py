@@ -93,33 +93,43 @@ def _null_reporter(event: str, **data: Any) -> None:
 
 
 class _GroupJournal:
-    """Durable writes, grouped: every write waits for an fsync that covers it."""
+    """Ordered journal writes, grouped so that concurrent resources share one fsync.
+
+    Intents (``sync=True``, the default) are on disk and fsynced before the caller goes on
+    to call a provider. Results (``sync=False``) are written at once, so they survive the
+    process being killed, and are fsynced by the next intent or the checkpoint; if the
+    machine itself loses them, the intent they followed makes the next run redo the
+    (idempotent) operation.
+    """
 
     def __init__(
-        self, store: StateStore, state: StageState, before: Callable[[], list[Entry]] | None = None
+        self,
+        store: StateStore,
+        state: StageState,
+        before: Callable[[], list[Entry]] | None = None,
     ) -> None:
         self.store = store
         self.state = state
         self.before = before
-        self._pending: list[tuple[list[Entry], asyncio.Future[None]]] = []
+        self._pending: list[tuple[list[Entry], asyncio.Future[None], bool]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def write(self, *entries: Entry) -> None:
+    async def write(self, *entries: Entry, sync: bool = True) -> None:
         if self.before is not None:  # e.g. new secret parameters, before the first sealed value
             entries = (*self.before(), *entries)
         for entry in entries:
             self.state.apply(entry)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((list(entries), fut))
+        self._pending.append((list(entries), fut, sync))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
         await fut
 
-    async def put(self, rid: str, record: dict[str, Any]) -> None:
-        await self.write({"t": "put", "id": rid, "rec": record})
+    async def put(self, rid: str, record: dict[str, Any], *, sync: bool = True) -> None:
+        await self.write({"t": "put", "id": rid, "rec": record}, sync=sync)
 
     async def delete(self, rid: str) -> None:
-        await self.write({"t": "del", "id": rid})
+        await self.write({"t": "del", "id": rid}, sync=False)
 
     async def _flush(self) -> None:
         try:
@@ -127,16 +137,19 @@ class _GroupJournal:
                 batch, self._pending = self._pending, []
                 try:
                     await self.store.append(
-                        self.state.app, self.state.stage, [e for es, _ in batch for e in es]
+                        self.state.app,
+                        self.state.stage,
+                        [e for es, _, _ in batch for e in es],
+                        sync=any(sync for _, _, sync in batch),
                     )
                 except BaseException as exc:
-                    for _, fut in batch:
+                    for _, fut, _ in batch:
                         if not fut.done():
                             fut.set_exception(exc)
                     if not isinstance(exc, Exception):
                         raise
                 else:
-                    for _, fut in batch:
+                    for _, fut, _ in batch:
                         if not fut.done():
                             fut.set_result(None)
         finally:
@@ -212,6 +225,7 @@ class Run:
         self.declared: dict[str, Resource[Any, Any]] = {}
         self.program_outputs: Any = None
         self.known = _OutputTable(self.decode)
+        self._prepared: dict[str, tuple[Props, str, Props, list[FieldChange]]] = {}
         self.wrote = False
 
     # ------------------------------------------------------------------ where
@@ -477,7 +491,7 @@ class Run:
         rec: dict[str, Any] | None,
         planned: dict[str, Action],
     ) -> Change:
-        deps = tuple(dict.fromkeys(d.id for d in res.dependencies()))
+        deps = tuple(d.id for d in res.dependencies())
         declared_body = canonical_json(self.encode_digest(res.props, declared=True))
         declared = digest(res.kind, declared_body)
 
@@ -501,14 +515,18 @@ class Run:
         if status == ResourceStatus.DELETING.value:
             return change(Action.CREATE, "re-creating after an interrupted delete")
         props = self.resolve(res)
-        if props is not None and status in SETTLED:
+        dig = None
+        if props is not None:
             body = None if deps else declared_body  # without refs both forms are the same
-            if self.resource_digest(res, props, body) == rec.get("digest"):
+            dig = self.resource_digest(res, props, body)
+            if status in SETTLED and dig == rec.get("digest"):
                 reason = "finishing a replacement" if rec.get("replaced") else ""
                 return change(Action.NOOP, reason)
         cls = type(res)
         old = self.props_from_state(cls, rec.get("props"))
         fields = self._field_changes(cls, old, props if props is not None else res.props)
+        if props is not None and dig is not None:
+            self._prepared[rid] = (props, dig, old, fields)
         action, why = self._update_or_replace(cls, old, props, fields)
         if status in (ResourceStatus.UPDATING.value, ResourceStatus.REPLACING.value):
             why = f"finishing an interrupted {status.removesuffix('ing')}e"
@@ -660,10 +678,14 @@ class Run:
     ) -> Action:
         rid, cls = res.id, type(res)
         rec = self.state.records.get(rid)
-        props = self.resolve(res)
-        if props is None:  # cannot happen: dependencies are done
-            raise ProviderError(f"unresolved references in {rid!r}", where=self.where(rid))
-        dig = self.resource_digest(res, props)
+        prepared = self._prepared.pop(rid, None)  # the plan already resolved and compared
+        if prepared is not None:
+            props, dig, old, fields = prepared
+        else:
+            resolved = self.resolve(res)
+            if resolved is None:  # cannot happen: dependencies are done
+                raise ProviderError(f"unresolved references in {rid!r}", where=self.where(rid))
+            props, dig = resolved, self.resource_digest(res, resolved)
         status = rec.get("status") if rec else None
         if rec is not None and status in SETTLED and rec.get("digest") == dig:
             self._set_outputs(res, rid, rec.get("outputs"))
@@ -671,7 +693,7 @@ class Run:
         provider = self.provider(cls)
         ctx = self.ctx(rid, res.kind)
         stored = self.encode_state(props)
-        deps = list(dict.fromkeys(d.id for d in res.dependencies()))
+        deps = [d.id for d in res.dependencies()]
         now = _now()
         base = {
             "kind": res.kind,
@@ -686,11 +708,14 @@ class Run:
         if rec is None or status in (ResourceStatus.CREATING.value, ResourceStatus.DELETING.value):
             action = Action.CREATE
         else:
-            old = self.props_from_state(cls, rec.get("props"))
-            fields = self._field_changes(cls, old, props)
+            if prepared is None:
+                old = self.props_from_state(cls, rec.get("props"))
+                fields = self._field_changes(cls, old, props)
             verdict = provider.diff(old, props)
             if verdict is not None and not verdict.changed and status in SETTLED:
-                await journal.put(rid, {**rec, "props": stored, "digest": dig, "updated": now})
+                await journal.put(
+                    rid, {**rec, "props": stored, "digest": dig, "updated": now}, sync=False
+                )
                 self._set_outputs(res, rid, rec.get("outputs"))
                 return Action.NOOP
             action, _ = self._update_or_replace(cls, old, props, fields)
@@ -766,6 +791,7 @@ class Run:
                 "digest": dig,
                 "outputs": self.encode_state(outputs),
             },
+            sync=False,
         )
         self._set_outputs(res, rid, outputs)
         self.report("resource.done", id=rid, kind=res.kind, action=action.value)
@@ -859,7 +885,7 @@ class Run:
             rec["replaced"] = [h for h in rec.get("replaced", []) if h != half]
             if not rec["replaced"]:
                 del rec["replaced"]
-            await journal.put(rid, rec)
+            await journal.put(rid, rec, sync=False)
         if not full:
             return
         self.report("resource.start", id=rid, kind=kind, action="delete")

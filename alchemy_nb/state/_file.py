@@ -80,9 +80,16 @@ class FileStore:
             self._journals[key] = _Journal(self._stage_dir(app, stage) / "journal.jsonl")
         return self._journals[key]
 
-    async def append(self, app: str, stage: str, entries: Sequence[Entry]) -> None:
-        if entries:
-            await asyncio.to_thread(self._journal(app, stage).append, entries)
+    async def append(
+        self, app: str, stage: str, entries: Sequence[Entry], *, sync: bool = True
+    ) -> None:
+        if not entries:
+            return
+        journal = self._journal(app, stage)
+        if sync:
+            await asyncio.to_thread(journal.append, entries, sync=True)
+        else:  # a write to the page cache: quick, and survives the process being killed
+            journal.append(entries, sync=False)
 
     async def checkpoint(self, state: StageState) -> None:
         await asyncio.to_thread(self._checkpoint, state)
@@ -213,7 +220,7 @@ class _Journal:
         self._valid_length = end
         return entries
 
-    def append(self, entries: Sequence[Entry]) -> None:
+    def append(self, entries: Sequence[Entry], *, sync: bool = True) -> None:
         data = b"".join(
             json.dumps(e, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
             for e in entries
@@ -230,8 +237,11 @@ class _Journal:
             if created:
                 _fsync_dir(self.path.parent)
         try:
-            os.write(self._fd, data)
-            os.fsync(self._fd)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            if sync:
+                os.fsync(self._fd)
         except OSError as exc:
             raise StateError(
                 f"cannot write the journal: {exc.strerror}",

@@ -139,8 +139,11 @@ class StateStore(Protocol):
         """The stage's records; empty when the stage was never deployed."""
         ...
 
-    async def append(self, app: str, stage: str, entries: Sequence[Entry]) -> None:
-        """Durably record entries, in order. Returns once they survive a crash."""
+    async def append(
+        self, app: str, stage: str, entries: Sequence[Entry], *, sync: bool = True
+    ) -> None:
+        """Record entries, in order. Returns once they survive the process being killed;
+        with ``sync`` (the default), once they survive the machine crashing too."""
         ...
 
     async def checkpoint(self, state: StageState) -> None:
