@@ -23,6 +23,7 @@ import inspect
 import os
 import time
 import traceback
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -589,25 +590,36 @@ class Run:
                 )
         return out
 
-    def _delete_order(self, rids: list[str]) -> list[str]:
-        """Dependents first: a resource is deleted after everything that depends on it."""
-        records = self.state.records
+    def _dependents(self, rids: list[str]) -> dict[str, list[str]]:
+        """For each of ``rids``, the others among them that depend on it."""
         chosen = set(rids)
-        order: list[str] = []
-        seen: set[str] = set()
-
-        def visit(rid: str) -> None:
-            if rid in seen:
-                return
-            seen.add(rid)
-            for other in rids:
-                if rid in records[other].get("deps", []):
-                    visit(other)
-            order.append(rid)
-
+        dependents: dict[str, list[str]] = {rid: [] for rid in rids}
         for rid in rids:
-            if rid in chosen:
-                visit(rid)
+            for dep in self.state.records[rid].get("deps", []):
+                if dep in chosen and dep != rid:
+                    dependents[dep].append(rid)
+        return dependents
+
+    def _delete_order(self, rids: list[str]) -> list[str]:
+        """Dependents first: a resource comes after everything that depends on it."""
+        dependents = self._dependents(rids)
+        waiting = {rid: len(dependents[rid]) for rid in rids}
+        deps_of: dict[str, list[str]] = {rid: [] for rid in rids}
+        for dep, users in dependents.items():
+            for user in users:
+                deps_of[user].append(dep)
+        ready = deque(rid for rid in rids if waiting[rid] == 0)
+        order: list[str] = []
+        while ready:
+            rid = ready.popleft()
+            order.append(rid)
+            for dep in deps_of[rid]:
+                waiting[dep] -= 1
+                if waiting[dep] == 0:
+                    ready.append(dep)
+        if len(order) < len(rids):  # a cycle in damaged state: keep the rest as listed
+            placed = set(order)
+            order.extend(rid for rid in rids if rid not in placed)
         return order
 
     # ------------------------------------------------------------------ apply
@@ -829,7 +841,7 @@ class Run:
         done = {rid: asyncio.Event() for rid in rids}
         failed: set[str] = set()
         errors = self.delete_errors
-        dependents = {rid: [o for o in rids if rid in records[o].get("deps", [])] for rid in rids}
+        dependents = self._dependents(rids)
 
         async def one(rid: str) -> None:
             kind = records[rid].get("kind", "?")
