@@ -7,7 +7,6 @@ Exit codes: 0 success, 1 failure, 2 usage error.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -122,8 +121,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, _via_server: bool = False) -> int:
     """Entry point of the ``alchemy-nb`` console script."""
+    if argv is None and not _via_server:
+        from . import _server
+
+        if _server.enabled():  # ALCHEMY_NB_SERVER=1: a warm start (see _server.py)
+            code = _server.connect_and_run(sys.argv[1:])
+            if code is not None:
+                return code
+            _server.start_in_background()  # for the next command; this one runs here
     args = _parser().parse_args(argv)
     out = _Output(args)
     try:
@@ -233,6 +240,8 @@ def _lock_timeout(args: argparse.Namespace) -> float | None:
 
 
 def _dispatch(args: argparse.Namespace, out: _Output) -> int:
+    import asyncio
+
     from ..engine import App, Plan, default_stage, load_program
 
     if args.command == "unlock":
@@ -296,6 +305,8 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
 
 
 def _unlock(args: argparse.Namespace, out: _Output) -> int:
+    import asyncio
+
     from ..state import FileStore
 
     root = Path(args.program).resolve().parent

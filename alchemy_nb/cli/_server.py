@@ -1,0 +1,290 @@
+"""A warm start for the ``alchemy-nb`` command (opt-in: ``ALCHEMY_NB_SERVER=1``).
+
+Most of a short command's time goes into starting Python and importing pydantic and
+asyncio. With the server on, the first command starts a small background process that
+has imported them once; each later command connects to it over a private Unix socket,
+and the server *forks* a fresh child that runs the command with the caller's arguments,
+working directory, environment, umask and standard streams (passed as file descriptors).
+The user's program is only ever imported in that child, so no state carries over from
+one command to the next.
+
+The child lives exactly as long as its caller: signals the caller receives (Ctrl-C,
+SIGTERM, SIGHUP) are forwarded, and if the caller dies (even by SIGKILL) the child kills
+itself at once, so a killed command stops where it was, as it would without the server.
+The server exits after ``ALCHEMY_NB_SERVER_IDLE`` seconds without work (default 600), and
+a server started from other code (another install or changed sources) is never used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["connect_and_run", "serve", "socket_path"]
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+_CHILD_ENV = "ALCHEMY_NB_SERVER_CHILD"
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+def enabled() -> bool:
+    """Whether this command should go through the server."""
+    return os.environ.get("ALCHEMY_NB_SERVER", "").lower() in (
+        "1",
+        "on",
+        "true",
+        "yes",
+    ) and not os.environ.get(_CHILD_ENV)
+
+
+def _fingerprint() -> str:
+    """Identifies the code a server runs: interpreter, package location and sources."""
+    h = hashlib.sha256(f"{sys.executable}\0{_PACKAGE}".encode())
+    for path in sorted(_PACKAGE.rglob("*.py")):
+        stat = path.stat()
+        h.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def socket_path() -> Path:
+    """The server's socket, in a folder only this user can enter."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/alchemy-nb-{os.getuid()}"
+    folder = Path(base) / "alchemy-nb" if os.environ.get("XDG_RUNTIME_DIR") else Path(base)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if folder.stat().st_uid != os.getuid() or folder.stat().st_mode & 0o077:
+        raise PermissionError(f"{folder} must belong to you and be private (mode 700)")
+    return folder / f"server-{_fingerprint()}.sock"
+
+
+def _send(conn: socket.socket, data: dict[str, Any], fds: list[int] | None = None) -> None:
+    payload = json.dumps(data).encode()
+    message = struct.pack("!I", len(payload)) + payload
+    if fds:
+        socket.send_fds(conn, [message], fds)
+    else:
+        conn.sendall(message)
+
+
+def _recv(conn: socket.socket, with_fds: int = 0) -> tuple[dict[str, Any] | None, list[int]]:
+    fds: list[int] = []
+    if with_fds:
+        head, fds, _, _ = socket.recv_fds(conn, 4, with_fds)
+    else:
+        head = conn.recv(4)
+    while head and len(head) < 4:
+        more = conn.recv(4 - len(head))
+        if not more:
+            return None, fds
+        head += more
+    if len(head) < 4:
+        return None, fds
+    (size,) = struct.unpack("!I", head)
+    body = b""
+    while len(body) < size:
+        chunk = conn.recv(size - len(body))
+        if not chunk:
+            return None, fds
+        body += chunk
+    return json.loads(body), fds
+
+
+# ------------------------------------------------------------------------ client
+def connect_and_run(argv: list[str]) -> int | None:
+    """Run the command through the server; None when there is no server (run it here).
+
+    Starting a server is left to :func:`start_in_background`, after this command.
+    """
+    try:
+        path = socket_path()
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(str(path))
+    except (OSError, PermissionError):
+        return None
+    with conn:
+        request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": _umask()}
+        try:
+            _send(conn, request, [0, 1, 2])
+        except OSError:
+            return None
+        previous = {}
+
+        def forward(signum: int, frame: Any) -> None:
+            with contextlib.suppress(OSError):
+                _send(conn, {"signal": signum})
+
+        for signum in _FORWARDED:
+            previous[signum] = signal.signal(signum, forward)
+        try:
+            while True:
+                try:
+                    reply, _ = _recv(conn)
+                except InterruptedError:
+                    continue
+                if reply is None:
+                    sys.stderr.write(
+                        "error: the alchemy-nb server ended the command "
+                        "unexpectedly; run it again with ALCHEMY_NB_SERVER=0\n"
+                    )
+                    return 1
+                if "exit" in reply:
+                    return int(reply["exit"])
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def start_in_background() -> None:
+    """Start a server for later commands; quietly does nothing if one is starting."""
+    import subprocess
+
+    try:
+        path = socket_path()
+    except OSError:
+        return
+    subprocess.Popen(
+        [sys.executable, "-m", "alchemy_nb.cli._server", str(path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+        env={k: v for k, v in os.environ.items() if k != "ALCHEMY_NB_SERVER"},
+    )
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# ------------------------------------------------------------------------ server
+def serve(path: Path) -> None:
+    """Accept commands on ``path`` until idle; each runs in a forked child."""
+    # What every command needs, imported once here.
+    import asyncio  # noqa: F401
+
+    import alchemy_nb.cli
+    import alchemy_nb.engine
+    import alchemy_nb.fs
+    import alchemy_nb.state  # noqa: F401
+
+    idle = float(os.environ.get("ALCHEMY_NB_SERVER_IDLE", "600"))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    temp = path.with_name(f".{path.name}.{os.getpid()}")
+    listener.bind(str(temp))
+    os.chmod(temp, 0o600)
+    listener.listen(64)
+    if not _claim(temp, path):
+        temp.unlink()
+        return
+    temp.unlink()
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    pid_file = path.with_suffix(".pid")
+    pid_file.write_text(f"{os.getpid()}\n")
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
+    listener.settimeout(idle)
+    try:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                break
+            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            _, uid, _ = struct.unpack("3i", creds)
+            if uid != os.getuid():
+                conn.close()
+                continue
+            if os.fork() == 0:
+                listener.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                _child(conn)
+            conn.close()
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        with contextlib.suppress(OSError):
+            pid_file.unlink()
+
+
+def _claim(temp: Path, path: Path) -> bool:
+    """Publish our socket at ``path`` unless a live server already has it."""
+    for _ in range(2):
+        try:
+            os.link(temp, path)  # atomic: exactly one server wins
+            return True
+        except FileExistsError:
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(path))
+                return False  # a live server answers there
+            except OSError:
+                with contextlib.suppress(OSError):
+                    path.unlink()  # left behind by a server that was killed
+            finally:
+                probe.close()
+    return False
+
+
+def _child(conn: socket.socket) -> None:
+    code = 1
+    try:
+        request, fds = _recv(conn, with_fds=3)
+        if request is None or len(fds) != 3:
+            os._exit(1)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.environ[_CHILD_ENV] = "1"
+        os.umask(int(request["umask"]))
+        import threading
+
+        threading.Thread(target=_watch, args=(conn,), daemon=True).start()
+        from alchemy_nb.cli import main
+
+        code = main(request["argv"], _via_server=True)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:
+            pass
+        with contextlib.suppress(OSError):
+            _send(conn, {"exit": code})
+        os._exit(code)
+
+
+def _watch(conn: socket.socket) -> None:
+    """Forward the caller's signals; die with the caller."""
+    while True:
+        try:
+            message, _ = _recv(conn)
+        except OSError:
+            message = None
+        if message is None:  # the caller is gone: stop right here, as it did
+            os.kill(os.getpid(), signal.SIGKILL)
+            return
+        signum = message.get("signal")
+        if isinstance(signum, int):
+            os.kill(os.getpid(), signum)
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]))

@@ -1,0 +1,168 @@
+"""The opt-in warm start (ALCHEMY_NB_SERVER=1): same behaviour as a plain command."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import write_program
+
+PROGRAM = """
+import asyncio, json, os
+import alchemy_nb
+from alchemy_nb.fs import File
+
+app = alchemy_nb.App("srv")
+
+@app.program
+async def infra(stage):
+    seen = {"pid": os.getpid(), "cwd": os.getcwd(), "custom": os.environ.get("CUSTOM"),
+            "via": os.environ.get("ALCHEMY_NB_SERVER_CHILD")}
+    with open("seen.json", "w") as fh:
+        fh.write(json.dumps(seen))
+    if os.environ.get("SLOW"):
+        await asyncio.sleep(float(os.environ["SLOW"]))
+    f = File("f", path="out/f.txt", content=os.environ.get("CONTENT", "x"))
+    return {"path": f.path}
+"""
+
+
+@pytest.fixture
+def server_env() -> Iterator[dict[str, str]]:
+    runtime = tempfile.mkdtemp(prefix="anb")  # short: a socket path has a length limit
+    env = {
+        **os.environ,
+        "ALCHEMY_NB_SERVER": "1",
+        "XDG_RUNTIME_DIR": runtime,
+        "ALCHEMY_NB_SERVER_IDLE": "30",
+    }
+    yield env
+    for pid_file in Path(runtime).rglob("*.pid"):
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+def run(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "alchemy_nb", *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def wait_for_server(env: dict[str, str]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if list(Path(env["XDG_RUNTIME_DIR"]).rglob("*.sock")):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the server did not start")
+
+
+def test_commands_behave_the_same_through_the_server(tmp_path: Path, server_env) -> None:
+    write_program(tmp_path, PROGRAM)
+    first = run(tmp_path, server_env, "plan", "--json")  # runs here, starts the server
+    assert first.returncode == 0, first.stderr
+    assert json.loads((tmp_path / "seen.json").read_text())["via"] is None
+    wait_for_server(server_env)
+
+    env = {**server_env, "CUSTOM": "passed through", "CONTENT": "hello"}
+    deploy = run(tmp_path, env, "deploy", "--json")
+    assert deploy.returncode == 0, deploy.stderr
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert seen["via"] == "1"  # it really ran in a server child
+    assert seen["custom"] == "passed through"
+    assert Path(seen["cwd"]) == tmp_path
+    assert json.loads(deploy.stdout)["counts"]["create"] == 1  # stdout passed through
+    assert "created fs::File f" in deploy.stderr  # so is stderr
+    assert (tmp_path / "out/f.txt").read_text() == "hello"
+
+    bad = run(tmp_path, server_env, "read", "--stage", "bad stage")
+    assert bad.returncode == 2
+    assert "invalid stage name" in bad.stderr
+    usage = run(tmp_path, server_env, "deploi")
+    assert usage.returncode == 2
+
+
+def test_killing_the_command_kills_its_server_child(tmp_path: Path, server_env) -> None:
+    write_program(tmp_path, PROGRAM)
+    assert run(tmp_path, server_env, "plan").returncode == 0
+    wait_for_server(server_env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alchemy_nb", "deploy"],
+        cwd=tmp_path,
+        env={**server_env, "SLOW": "30"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    seen = tmp_path / "seen.json"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if seen.exists() and json.loads(seen.read_text() or "{}").get("via"):
+            break
+        time.sleep(0.05)
+    child = json.loads(seen.read_text())["pid"]
+    assert child != proc.pid
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and Path(f"/proc/{child}").exists():
+        time.sleep(0.02)
+    assert not Path(f"/proc/{child}").exists()
+    # and the stage is usable right away: the dead child's lock is taken over
+    assert run(tmp_path, server_env, "deploy").returncode == 0
+
+
+def test_ctrl_c_reaches_the_server_child(tmp_path: Path, server_env) -> None:
+    write_program(tmp_path, PROGRAM)
+    assert run(tmp_path, server_env, "plan").returncode == 0
+    wait_for_server(server_env)
+    seen = tmp_path / "seen.json"
+    seen.unlink()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alchemy_nb", "deploy"],
+        cwd=tmp_path,
+        env={**server_env, "SLOW": "30"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (seen.exists() and seen.read_text()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert "interrupted" in err
+
+
+def test_a_killed_server_is_replaced(tmp_path: Path, server_env) -> None:
+    write_program(tmp_path, PROGRAM)
+    assert run(tmp_path, server_env, "plan").returncode == 0
+    wait_for_server(server_env)
+    (pid_file,) = Path(server_env["XDG_RUNTIME_DIR"]).rglob("*.pid")
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    time.sleep(0.2)
+    assert run(tmp_path, server_env, "plan").returncode == 0  # stale socket: runs here
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        again = run(tmp_path, server_env, "plan")
+        assert again.returncode == 0
+        if json.loads((tmp_path / "seen.json").read_text())["via"]:
+            return
+        time.sleep(0.1)
+    raise AssertionError("no new server took over the socket")
