@@ -243,3 +243,14 @@ def test_store_protocol_is_met_by_the_file_store(tmp_path: Path) -> None:
     store: StateStore = FileStore(tmp_path)
     assert textwrap.dedent(store.location) == str(tmp_path)
     assert run(store.stages("nothing")) == []
+
+
+def test_without_a_reporter_a_takeover_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = deployed_app(tmp_path)
+    proc, lock_id = hold_lock(tmp_path)
+    stop(proc)
+    with caplog.at_level("WARNING", logger="alchemy_nb"):
+        run(app.deploy("dev", lock_timeout=1))
+    assert any(lock_id in r.getMessage() and "took over" in r.getMessage() for r in caplog.records)

@@ -89,8 +89,21 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _null_reporter(event: str, **data: Any) -> None:
-    return None
+def _log_reporter(event: str, **data: Any) -> None:
+    """Without a reporter, what a person should know still reaches ``logging``."""
+    import logging
+
+    log = logging.getLogger("alchemy_nb")
+    if event == "lock.takeover":
+        log.warning("took over a lock whose holder is gone: %s", data["holder"].describe())
+    elif event == "lock.wait":
+        log.info("waiting for the stage lock: %s", data["holder"].describe())
+    elif event == "recover":
+        log.warning("resuming an interrupted run (%d journal entries)", data["entries"])
+    elif event == "resource.failed":
+        log.error("%s %s failed: %s", data["kind"], data["id"], data["error"])
+    elif event == "resource.note":
+        log.warning("%s %s: %s", data["kind"], data["id"], data["note"])
 
 
 class _GroupJournal:
@@ -217,7 +230,7 @@ class Run:
         self.store = store
         self.concurrency = concurrency
         self.password = password
-        self.report = reporter or _null_reporter
+        self.report = reporter or _log_reporter
         self.state = StageState(app.name, stage.name)
         self._box: Any = None
         self._unsaved_meta: list[Entry] = []
