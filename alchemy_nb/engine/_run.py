@@ -746,16 +746,17 @@ class Run:
             action, _ = self._update_or_replace(cls, old, props, fields)
 
         self.report("resource.start", id=rid, kind=res.kind, action=action.value)
+        creating = {
+            **base,
+            "status": ResourceStatus.CREATING.value,
+            "props": stored,
+            "digest": None,
+            "outputs": None,
+        }  # the intent before a provider create
         if action is Action.CREATE:
             await journal.put(
                 rid,
-                {
-                    **base,
-                    "status": ResourceStatus.CREATING.value,
-                    "props": stored,
-                    "digest": None,
-                    "outputs": None,
-                },
+                creating,
             )
             outputs = await self._call(
                 semaphore, rid, res.kind, "create", provider.create(ctx, props)
@@ -786,13 +787,7 @@ class Run:
                 )
                 await journal.put(
                     rid,
-                    {
-                        **base,
-                        "status": ResourceStatus.CREATING.value,
-                        "props": stored,
-                        "digest": None,
-                        "outputs": None,
-                    },
+                    creating,
                 )
             else:
                 base["replaced"] = [*replaced, old_half]
