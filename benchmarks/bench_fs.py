@@ -2,16 +2,19 @@
 
 Every measurement is one whole process, timed by wall clock from here: first deploy
 (create), an unchanged re-deploy (no-op), a deploy that changes every file's content
-(update) and destroy, for N = 10, 100 and 1000 files; plus the start costs. Our runs and
-Alchemy's are interleaved command by command, in the same run and on the same disk, so
-noise on this machine hits both alike; read the ratio (ours / theirs), not the seconds.
+(update) and destroy, for N = 10, 100 and 1000 files; plus the start costs. alchemy-nb
+runs twice: cold (the default: a fresh Python per command) and warm (``ALCHEMY_NB_SERVER=1``:
+each command forked from a server that has already imported alchemy-nb). The tools are
+interleaved command by command, in the same run and on the same disk, so noise on this
+machine hits all alike; read the ratios (ours / theirs), not the seconds.
 
     .venv/bin/python benchmarks/bench_fs.py                  # what `make bench` runs
     .venv/bin/python benchmarks/bench_fs.py --reps 3 --ns 10 1000
-    .venv/bin/python benchmarks/bench_fs.py --skip-peer --json
+    .venv/bin/python benchmarks/bench_fs.py --skip-peer --modes warm --json
 
-The peer is /work/shared/bench/alchemy-ts, copied to benchmarks/.peers/alchemy-ts and
-installed there once with `npm ci` (~600 MB). Results go to benchmarks/results/fs.json.
+The peer harness is ../shared/bench/alchemy-ts beside the repository (or
+$ALCHEMY_NB_BENCH_PEERS/alchemy-ts), copied to benchmarks/.peers/alchemy-ts and installed
+there once with `npm ci` (~600 MB). Results go to benchmarks/results/fs.json.
 Standard library only.
 """
 
@@ -21,8 +24,10 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -37,7 +42,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 VENV_BIN = REPO / ".venv" / "bin"
 PEERS = HERE / ".peers"
-PEER_SRC = Path("/work/shared/bench/alchemy-ts")
+# The read-only peer harnesses sit beside the repository, in shared/bench/ (a folder holding
+# alchemy-ts/); ALCHEMY_NB_BENCH_PEERS names another such folder.
+PEERS_ENV = "ALCHEMY_NB_BENCH_PEERS"
+DEFAULT_PEERS_SRC = REPO.parent / "shared" / "bench"
 PEER_DIR = PEERS / "alchemy-ts"
 PEER_FILES = ("bench.ts", "empty.ts", "noop.ts", "package.json", "package-lock.json")
 RESULTS = HERE / "results" / "fs.json"
@@ -52,13 +60,35 @@ IMPORT_TARGET_S = 0.060
 # PYTHONDONTWRITEBYTECODE set in the caller's shell would make every run recompile.
 PYC_CACHE = PEERS / "pycache"
 OUR_ENV = {"PYTHONPYCACHEPREFIX": str(PYC_CACHE)}
-DROP_ENV = frozenset({"PYTHONDONTWRITEBYTECODE", "STAGE", "ALCHEMY_STAGE"})
+# Never inherited from the caller's shell: the cold runs must not use a server, and the warm
+# ones get exactly the server settings below.
+DROP_ENV = frozenset(
+    {
+        "PYTHONDONTWRITEBYTECODE",
+        "STAGE",
+        "ALCHEMY_STAGE",
+        "ALCHEMY_NB_SERVER",
+        "ALCHEMY_NB_SERVER_IDLE",
+        "ALCHEMY_NB_SERVER_CHILD",
+    }
+)
+# The warm tool: alchemy-nb's opt-in server (alchemy_nb/cli/_server.py), in a private runtime
+# folder of its own. Unix socket paths are limited to ~100 bytes, hence a short folder in /tmp.
+SERVER_TMP = "/tmp"
+SERVER_IDLE_S = 120  # the server exits after this long without a command
+SERVER_WAIT_S = 20.0  # how long the warm-up waits for the server's socket
+SERVER_STOP_S = 5.0
+SERVER_MODULE = b"alchemy_nb.cli._server"
 PEER_ENV = {
     "ALCHEMY_TELEMETRY_DISABLED": "1",
     "ALCHEMY_CI_STATE_STORE_CHECK": "false",
     "NO_COLOR": "1",
     "BENCH_MODE": "concurrent",
 }
+
+# The sides of the comparison: sample names (results/fs.json) and the modes of alchemy-nb.
+COLD, WARM, PEER = "alchemy-nb", "alchemy-nb (warm)", "alchemy"
+MODES = {"cold": COLD, "warm": WARM}
 
 OUR_APP = "alchemy-nb-bench"
 PEER_APP = "alchemy-bench"
@@ -73,6 +103,8 @@ from alchemy_nb.fs import File
 
 N = int(os.environ["N"])
 CONTENT = os.environ["CONTENT"]
+# Which process runs this program: the bench itself (cold) or the warm server that forked it.
+print(f"bench-ppid {os.getppid()}", flush=True)
 
 app = alchemy_nb.App("alchemy-nb-bench")
 
@@ -157,6 +189,10 @@ class Tool:
     def out(self) -> Path:
         return self.workdir / "out"
 
+    @property
+    def log_path(self) -> Path:
+        return self.logs / (re.sub(r"[^\w.-]+", "-", self.name).strip("-") + ".log")
+
     def reset(self) -> None:
         for name in (".alchemy", "out"):
             shutil.rmtree(self.workdir / name, ignore_errors=True)
@@ -173,7 +209,14 @@ class Tool:
 
     def run_argv(self, argv: Sequence[str], n: int, content: str) -> Timed:
         env = self.environ(n, content)
-        return run_timed(argv, cwd=self.workdir, env=env, log_path=self.logs / f"{self.name}.log")
+        return run_timed(argv, cwd=self.workdir, env=env, log_path=self.log_path)
+
+    def warm_up(self) -> None:
+        """Not timed: a deploy and a destroy of 10 files, to fill caches."""
+        self.reset()
+        for op in ("create", "destroy"):
+            self.run(op, 10)
+        self.reset()
 
     def snapshot(self) -> Any:
         """What a no-op must leave as it was (beside the files' mtimes)."""
@@ -182,25 +225,54 @@ class Tool:
     def check(self, op: str, n: int, timed: Timed, before: Any) -> None:
         raise NotImplementedError
 
+    def check_start(self, op: str, timed: Timed) -> None:
+        """Checks on a start-row run (none by default)."""
+
+
+def our_argv(op: str) -> list[str]:
+    """The alchemy-nb command for ``op``: the same for the cold and the warm tool."""
+    verb = "destroy" if op == "destroy" else "deploy"
+    return [
+        str(VENV_BIN / "alchemy-nb"),
+        verb,
+        "--program",
+        "alchemy_run.py",
+        "--stage",
+        STAGE,
+        "--quiet",
+    ]
+
 
 class AlchemyNb(Tool):
-    """alchemy-nb through its CLI, on a generated program in a temp folder."""
+    """alchemy-nb through its CLI, on a generated program in a temp folder (cold start)."""
 
     @property
     def stage_dir(self) -> Path:
         return self.workdir / ".alchemy" / OUR_APP / STAGE
 
     def argv(self, op: str) -> list[str]:
-        verb = "destroy" if op == "destroy" else "deploy"
-        return [
-            str(VENV_BIN / "alchemy-nb"),
-            verb,
-            "--program",
-            "alchemy_run.py",
-            "--stage",
-            STAGE,
-            "--quiet",
-        ]
+        return our_argv(op)
+
+    def program_parent(self) -> int:
+        """The process the program must run under: the `alchemy-nb` we start ourselves."""
+        return os.getpid()
+
+    def check_route(self, timed: Timed) -> None:
+        """The program ran in the expected process (it prints its parent's pid)."""
+        want = self.program_parent()
+        got = [ln.split()[1] for ln in timed.log.splitlines() if ln.startswith("bench-ppid ")]
+        if got != [str(want)]:
+            raise BenchError(self.route_error(want, ", ".join(got) or "an unknown process"))
+
+    def route_error(self, want: int, got: str) -> str:
+        return (
+            f"{self.name}: the program ran under {got}, not as a child of `alchemy-nb` itself "
+            f"({want}): did a warm-start server take the command?"
+        )
+
+    def check_start(self, op: str, timed: Timed) -> None:
+        if op == "empty deploy":
+            self.check_route(timed)
 
     def records(self) -> dict[str, Any]:
         path = self.stage_dir / "state.json"
@@ -214,6 +286,7 @@ class AlchemyNb(Tool):
         return {"records": self.records(), "files": out_files(self.out)}
 
     def check(self, op: str, n: int, timed: Timed, before: Any) -> None:
+        self.check_route(timed)
         check_files(self.name, op, self.out, n)
         if op == "destroy":
             if self.stage_dir.exists():
@@ -233,6 +306,112 @@ class AlchemyNb(Tool):
             )
         if op == "noop" and self.snapshot() != before:
             raise BenchError(f"{self.name}: the no-op deploy changed state or files")
+
+
+def _is_server(pid: int) -> bool:
+    """Whether ``pid`` is a live alchemy-nb server (not a reused pid, not a zombie)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return False  # gone
+        try:  # no /proc: trust the pid file
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
+    except OSError:
+        return False
+    return SERVER_MODULE in cmdline
+
+
+@dataclass
+class AlchemyNbWarm(AlchemyNb):
+    """The same commands with ``ALCHEMY_NB_SERVER=1``: each one forked from a warm server.
+
+    The server lives in a private runtime folder, is started by the warm-up and stopped by
+    :meth:`stop_server`; every timed run is checked to have gone through it.
+    """
+
+    runtime: Path = field(
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="anb", dir=SERVER_TMP))
+    )
+    server_pid: int | None = None
+
+    def __post_init__(self) -> None:
+        self.env = {
+            **self.env,
+            "ALCHEMY_NB_SERVER": "1",
+            "XDG_RUNTIME_DIR": str(self.runtime),
+            "ALCHEMY_NB_SERVER_IDLE": str(SERVER_IDLE_S),
+        }
+
+    @property
+    def server_dir(self) -> Path:
+        return self.runtime / "alchemy-nb"
+
+    def server_pids(self) -> list[int]:
+        pids = []
+        for path in sorted(self.server_dir.glob("server-*.pid")):
+            try:
+                pids.append(int(path.read_text().strip()))
+            except (OSError, ValueError):
+                continue  # being written or removed
+        return pids
+
+    def program_parent(self) -> int:
+        if self.server_pid is None:
+            raise BenchError(f"{self.name}: no server was started")
+        return self.server_pid
+
+    def route_error(self, want: int, got: str) -> str:
+        servers = sorted(p.name for p in self.server_dir.glob("server-*.sock"))
+        return (
+            f"{self.name}: the program ran under {got}, not under the server {want}, so this "
+            f"run did not go through it. Servers now in {self.server_dir}: {servers}. A "
+            "server only serves the alchemy-nb sources it started with: were they edited "
+            f"during the run? (Or it went idle: ALCHEMY_NB_SERVER_IDLE={SERVER_IDLE_S} s.)"
+        )
+
+    def start_server(self) -> None:
+        """Run one command (no server yet: it runs itself and starts one), await the socket."""
+        self.run("create", 10)
+        deadline = time.monotonic() + SERVER_WAIT_S
+        while not (list(self.server_dir.glob("server-*.sock")) and self.server_pids()):
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"{self.name}: no server socket in {self.server_dir} {SERVER_WAIT_S:.0f} s "
+                    f"after a command with ALCHEMY_NB_SERVER=1 (see {self.log_path})"
+                )
+            time.sleep(0.02)
+        pids = self.server_pids()
+        if len(pids) != 1:
+            raise BenchError(f"{self.name}: {len(pids)} servers in {self.server_dir}: {pids}")
+        self.server_pid = pids[0]
+        progress(f"{self.name}: server {self.server_pid} on {self.server_dir}")
+
+    def warm_up(self) -> None:
+        self.reset()
+        self.start_server()
+        for op in ("destroy", "create", "destroy"):  # through the server, checked
+            self.check_route(self.run(op, 10))
+        self.reset()
+
+    def stop_server(self) -> None:
+        """SIGTERM every server of our private folder, then remove the folder."""
+        pids = [pid for pid in self.server_pids() if _is_server(pid)]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                continue
+        deadline = time.monotonic() + SERVER_STOP_S
+        while any(_is_server(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        left = [pid for pid in pids if _is_server(pid)]
+        if left:
+            progress(f"{self.name}: server(s) {left} still running after SIGTERM")
+        shutil.rmtree(self.runtime, ignore_errors=True)
 
 
 class AlchemyTs(Tool):
@@ -279,15 +458,31 @@ def require_venv() -> None:
         raise BenchError(f"{VENV_BIN / 'alchemy-nb'} is missing: run `make test` first")
 
 
-def setup_peer() -> None:
+def peer_src() -> Path:
+    """The read-only peer harness: $ALCHEMY_NB_BENCH_PEERS/alchemy-ts, else beside the repo."""
+    given = os.environ.get(PEERS_ENV)
+    src = (Path(given).expanduser() if given else DEFAULT_PEERS_SRC) / "alchemy-ts"
+    missing = [name for name in PEER_FILES if not (src / name).is_file()]
+    if missing:
+        where = f"${PEERS_ENV}={given}" if given else "the shared folder beside the repository"
+        raise BenchError(
+            f"the Alchemy peer harness is missing: {src} (from {where}) lacks "
+            f"{', '.join(missing)}. Set {PEERS_ENV} to a folder holding alchemy-ts/, "
+            "or pass --skip-peer"
+        )
+    return src.resolve()
+
+
+def setup_peer() -> Path:
     """Copy the read-only peer harness into .peers/ and install it once."""
+    src = peer_src()
     PEER_DIR.mkdir(parents=True, exist_ok=True)
     for name in PEER_FILES:
-        src, dst = PEER_SRC / name, PEER_DIR / name
-        if not dst.exists() or dst.read_bytes() != src.read_bytes():
-            shutil.copyfile(src, dst)  # not copy2: the source is read-only
+        source, dst = src / name, PEER_DIR / name
+        if not dst.exists() or dst.read_bytes() != source.read_bytes():
+            shutil.copyfile(source, dst)  # not copy2: the source is read-only
     if (PEER_DIR / "node_modules" / ".bin" / "bun").exists():
-        return
+        return src
     npm = shutil.which("npm")
     if npm is None:
         raise BenchError("npm is not installed: install Node.js, or pass --skip-peer")
@@ -301,13 +496,18 @@ def setup_peer() -> None:
     )
     if proc.returncode != 0 or not (PEER_DIR / "node_modules" / ".bin" / "bun").exists():
         raise BenchError("npm ci failed in the peer folder; see above, or pass --skip-peer")
+    return src
 
 
 def versions(peer: bool) -> dict[str, str]:
     out = {
         "python": platform.python_version(),
         "alchemy-nb": subprocess.run(
-            [str(VENV_BIN / "alchemy-nb"), "--version"], capture_output=True, text=True, check=True
+            [str(VENV_BIN / "alchemy-nb"), "--version"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={k: v for k, v in os.environ.items() if k not in DROP_ENV},
         ).stdout.split()[-1],
         "kernel": platform.release(),
         "cores": str(os.cpu_count()),
@@ -338,24 +538,27 @@ class Sample:
     cpu_s: float
 
 
+SHORT = {COLD: "cold", WARM: "warm", PEER: "alchemy"}
+
+
 @dataclass
 class Bench:
-    ours: AlchemyNb
-    peer: AlchemyTs | None
+    tools: list[Tool]  # alchemy-nb cold, alchemy-nb warm, Alchemy: those selected
     reps: int
     samples: list[Sample] = field(default_factory=list)
 
+    @property
+    def peer(self) -> Tool | None:
+        return next((t for t in self.tools if t.name == PEER), None)
+
     def order(self, rep: int) -> list[Tool]:
-        """Both tools, the first one alternating by repetition."""
-        tools: list[Tool] = [self.ours] if self.peer is None else [self.ours, self.peer]
-        return tools if rep % 2 == 0 else tools[::-1]
+        """Every tool, the order rotated by one each repetition."""
+        k = rep % len(self.tools)
+        return self.tools[k:] + self.tools[:k]
 
     def warm_up(self) -> None:
-        for tool in self.order(0):
-            tool.reset()
-            for op in ("create", "destroy"):
-                tool.run(op, 10)
-            tool.reset()
+        for tool in self.tools:
+            tool.warm_up()
 
     def files(self, n: int) -> None:
         for rep in range(self.reps):
@@ -371,33 +574,35 @@ class Bench:
                     tool.check(op, n, timed, before)  # outside the timed region
                     self.samples.append(Sample(tool.name, n, op, rep, timed.wall_s, timed.cpu_s))
                     walls[tool.name] = timed.wall_s
-                line.append(f"{op} " + "/".join(f"{walls[t.name]:.3f}" for t in self.order(0)))
-            unit = "s" if self.peer is None else "ours/theirs s"
-            progress(f"N={n:<5} rep {rep + 1}/{self.reps} ({unit}): " + ", ".join(line))
+                line.append(f"{op} " + "/".join(f"{walls[t.name]:.3f}" for t in self.tools))
+            unit = "/".join(SHORT[t.name] for t in self.tools)
+            progress(f"N={n:<5} rep {rep + 1}/{self.reps} (s, {unit}): " + ", ".join(line))
             for tool in tools:
                 tool.reset()
 
     def start(self) -> None:
-        """Start costs, each pair interleaved; twice the repetitions, like run.sh."""
+        """Start costs, interleaved; twice the repetitions, like run.sh."""
         python = str(VENV_BIN / "python")
-        bun = None if self.peer is None else str(PEER_DIR / "node_modules" / ".bin" / "bun")
-        ours_cli = self.ours.argv("create")
-        pairs: list[tuple[str, list[str], list[str] | None]] = [
-            ("interpreter", [python, "-c", "pass"], [bun, "./noop.ts"] if bun else None),
-            ("import", [python, "-c", "import alchemy_nb"], None),
-            ("cli --version", [str(VENV_BIN / "alchemy-nb"), "--version"], None),
-            ("empty deploy", ours_cli, [bun, "./empty.ts"] if bun else None),
+        bun = str(PEER_DIR / "node_modules" / ".bin" / "bun")
+        cli = our_argv("create")
+        rows: list[tuple[str, dict[str, list[str]]]] = [
+            ("interpreter", {COLD: [python, "-c", "pass"], PEER: [bun, "./noop.ts"]}),
+            ("import", {COLD: [python, "-c", "import alchemy_nb"]}),
+            ("cli --version", {COLD: [str(VENV_BIN / "alchemy-nb"), "--version"]}),
+            ("empty deploy", {COLD: cli, WARM: cli, PEER: [bun, "./empty.ts"]}),
         ]
+        ours = {COLD, WARM} & {t.name for t in self.tools}
         for rep in range(self.reps * 2):
-            for op, ours_argv, peer_argv in pairs:
-                runs: list[tuple[Tool, list[str]]] = [(self.ours, ours_argv)]
-                if self.peer is not None and peer_argv is not None:
-                    runs.append((self.peer, peer_argv))
-                if rep % 2:
-                    runs.reverse()
-                for tool, argv in runs:
+            for op, argvs in rows:
+                if not ours & argvs.keys():
+                    continue  # e.g. the interpreter row when only the warm mode runs
+                for tool in self.order(rep):
+                    argv = argvs.get(tool.name)
+                    if argv is None:
+                        continue
                     tool.reset()
                     timed = tool.run_argv(argv, 0, "v1")
+                    tool.check_start(op, timed)
                     self.samples.append(Sample(tool.name, None, op, rep, timed.wall_s, timed.cpu_s))
                     tool.reset()
         progress("start costs: done")
@@ -413,82 +618,113 @@ class Bench:
         ]
         return statistics.median(values) if values else None
 
-    def paired_ratios(self, n: int | None, op: str) -> list[float]:
-        """ours / theirs for each repetition: the two runs were taken back to back."""
-        ours, theirs = self.walls("alchemy-nb", n, op), self.walls("alchemy", n, op)
+    def paired_ratios(self, tool: str, n: int | None, op: str) -> list[float]:
+        """tool / Alchemy for each repetition: the runs were taken in the same round."""
+        ours, theirs = self.walls(tool, n, op), self.walls(PEER, n, op)
         return [ours[rep] / theirs[rep] for rep in sorted(ours) if theirs.get(rep)]
 
 
 # ----------------------------------------------------------------------------- report
-def summarize(bench: Bench, ns: Sequence[int]) -> list[dict[str, Any]]:
+START_OPS = ("interpreter", "import", "cli --version", "empty deploy")
+
+
+def summarize(bench: Bench, ns: Sequence[int], modes: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per (N, operation): Alchemy's median, and per mode ours, ratio and verdict."""
     rows: list[dict[str, Any]] = []
-    keys: list[tuple[int | None, str]] = [
-        (None, op) for op in ("interpreter", "import", "cli --version", "empty deploy")
-    ]
+    keys: list[tuple[int | None, str]] = [(None, op) for op in START_OPS]
     keys += [(n, op) for n in ns for op in OPS]
     for n, op in keys:
-        ours = bench.median("alchemy-nb", n, op)
-        theirs = bench.median("alchemy", n, op)
-        ratio = ours / theirs if ours is not None and theirs else None
-        paired = bench.paired_ratios(n, op)
-        target = verdict = None
+        theirs = bench.median(PEER, n, op)
+        target: str | None = None
         if n is None and op == "import":
             target = f"<= {IMPORT_TARGET_S * 1000:.0f} ms"
-            verdict = "PASS" if ours is not None and ours <= IMPORT_TARGET_S else "MISS"
         elif n == TARGET_N:
-            goal = RATIO_TARGETS[op]
-            target = f"<= {goal:.1f}x"
-            if ratio is not None:
-                verdict = "PASS" if ratio <= goal else "MISS"
-        rows.append(
-            {
-                "n": n,
-                "op": op,
-                "ours_s": ours,
-                "theirs_s": theirs,
+            target = f"<= {RATIO_TARGETS[op]:.1f}x"
+        row: dict[str, Any] = {
+            "n": n,
+            "op": op,
+            "target": target,
+            "alchemy_s": theirs,
+            "alchemy_cpu_s": bench.median(PEER, n, op, cpu=True),
+        }
+        for mode in modes:
+            tool = MODES[mode]
+            ours = bench.median(tool, n, op)
+            ratio = ours / theirs if ours is not None and theirs else None
+            verdict = None
+            if ours is not None and n is None and op == "import":
+                verdict = "PASS" if ours <= IMPORT_TARGET_S else "MISS"
+            elif ratio is not None and n == TARGET_N:
+                verdict = "PASS" if ratio <= RATIO_TARGETS[op] else "MISS"
+            row[mode] = {
+                "tool": tool,
+                "s": ours,
+                "cpu_s": bench.median(tool, n, op, cpu=True),
                 "ratio": ratio,
-                "paired_ratios": paired,
-                "ours_cpu_s": bench.median("alchemy-nb", n, op, cpu=True),
-                "theirs_cpu_s": bench.median("alchemy", n, op, cpu=True),
-                "target": target,
+                "paired_ratios": bench.paired_ratios(tool, n, op),
                 "verdict": verdict,
             }
-        )
+        if any(row[mode]["s"] is not None for mode in modes):
+            rows.append(row)
     return rows
 
 
 def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     v = meta["versions"]
-    peer = f"Alchemy {v['alchemy']} on bun {v['bun']}" if "alchemy" in v else "no peer"
+    modes: list[str] = meta["modes"]
+    peer = "alchemy" in v
+    against = f"Alchemy {v['alchemy']} on bun {v['bun']}" if peer else "no peer"
     lines = [
-        f"alchemy-nb {v['alchemy-nb']} (Python {v['python']}) vs {peer}, "
-        f"{v['cores']} cores; fs::File, BENCH_MODE=concurrent",
-        f"median wall seconds of {meta['reps']} whole-process runs "
-        f"({meta['reps'] * 2} for start rows); ratio = alchemy-nb / Alchemy of the medians,",
-        "lower is better; range = lowest-highest ratio over the back-to-back pairs",
-        "",
-        f"{'N':>5}  {'operation':<14} {'alchemy-nb s':>12} {'Alchemy s':>10} {'ratio':>7} "
-        f"{'range':>11}  {'target':<9} {'result'}",
+        f"alchemy-nb {v['alchemy-nb']} (Python {v['python']}) vs {against}, {v['cores']} cores; "
+        "fs::File, BENCH_MODE=concurrent",
+        f"median wall seconds of {meta['reps']} whole-process runs ({meta['reps'] * 2} for start "
+        "rows), lower is better",
+        "cold = a fresh process per command; warm = ALCHEMY_NB_SERVER=1, each command forked "
+        "from a running server",
     ]
+    if peer:
+        lines.append(
+            "ratio = alchemy-nb / Alchemy of the medians; range = lowest-highest ratio over the "
+            "repetitions"
+        )
 
-    def num(x: float | None, fmt: str) -> str:
-        return "-" if x is None else format(x, fmt)
+    def num(x: float | None, fmt: str, suffix: str = "") -> str:
+        return "-" if x is None else format(x, fmt) + suffix
 
     def spread(ratios: list[float]) -> str:
         return f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "-"
 
+    # (header, width, align) per column, then the cells of each row in the same order.
+    columns: list[tuple[str, int, str]] = [("N", 5, ">"), ("operation", 13, "<")]
+    if peer:
+        columns.append(("Alchemy s", 9, ">"))
+    for mode in modes:
+        columns.append((f"{mode} s", 7, ">"))
+        if peer:
+            columns += [("ratio", 6, ">"), ("range", 9, ">")]
+    columns.append(("target", 8, "<"))
+    columns += [(mode, 4, "<") for mode in modes]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(f"{c:{a}{w}}" for c, (_, w, a) in zip(cells, columns, strict=True))
+
+    lines += ["", line([c[0] for c in columns]).rstrip()]
     previous: int | str | None = "start"
     for row in rows:
         if row["n"] != previous:
             lines.append("")
             previous = row["n"]
-        lines.append(
-            f"{'-' if row['n'] is None else row['n']:>5}  {row['op']:<14} "
-            f"{num(row['ours_s'], '.3f'):>12} {num(row['theirs_s'], '.3f'):>10} "
-            f"{num(row['ratio'], '.2f') + ('x' if row['ratio'] is not None else ''):>7} "
-            f"{spread(row['paired_ratios']):>11}  "
-            f"{row['target'] or '':<9} {row['verdict'] or ''}".rstrip()
-        )
+        cells = ["-" if row["n"] is None else str(row["n"]), row["op"]]
+        if peer:
+            cells.append(num(row["alchemy_s"], ".3f"))
+        for mode in modes:
+            cell = row[mode]
+            cells.append(num(cell["s"], ".3f"))
+            if peer:
+                cells += [num(cell["ratio"], ".2f", "x"), spread(cell["paired_ratios"])]
+        cells.append(row["target"] or "")
+        cells += [row[mode]["verdict"] or ("-" if row["target"] else "") for mode in modes]
+        lines.append(line(cells).rstrip())
     lines += [
         "",
         "start rows: interpreter = `python -c pass` / `bun noop.ts`; empty deploy = "
@@ -499,7 +735,8 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="alchemy-nb vs Alchemy (TypeScript, bun) on N local fs::File resources."
+        description="alchemy-nb (cold and warm) vs Alchemy (TypeScript, bun) on N local "
+        "fs::File resources."
     )
     parser.add_argument("--reps", type=int, default=5, help="repetitions per cell (default 5)")
     parser.add_argument(
@@ -510,6 +747,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="N",
         help="numbers of files (default: 10 100 1000)",
     )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=list(MODES),
+        default=list(MODES),
+        help="alchemy-nb modes to run: cold (a fresh process per command) and/or warm "
+        "(ALCHEMY_NB_SERVER=1); default both",
+    )
     parser.add_argument("--skip-peer", action="store_true", help="run alchemy-nb only")
     parser.add_argument(
         "--json",
@@ -519,31 +764,46 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.reps < 1 or any(n < 1 for n in args.ns):
         parser.error("--reps and every N must be at least 1")
+    args.modes = [mode for mode in MODES if mode in args.modes]  # fixed order, no repeats
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    warm: AlchemyNbWarm | None = None
     try:
         require_venv()
-        if not args.skip_peer:
-            setup_peer()
+        src = None if args.skip_peer else setup_peer()
         PEERS.mkdir(parents=True, exist_ok=True)
-        # Our program lives beside the peer, on the same disk, in a folder of its own.
+        # Our program lives beside the peer, on the same disk, in a folder per mode.
         with tempfile.TemporaryDirectory(prefix="alchemy-nb-", dir=PEERS) as tmp:
-            work, logs = Path(tmp) / "app", Path(tmp) / "logs"
-            work.mkdir()
+            logs = Path(tmp) / "logs"
             logs.mkdir()
-            (work / "alchemy_run.py").write_text(PROGRAM)
-            ours = AlchemyNb("alchemy-nb", work, logs, OUR_ENV)
-            peer = None if args.skip_peer else AlchemyTs("alchemy", PEER_DIR, logs, PEER_ENV)
-            bench = Bench(ours, peer, args.reps)
+            tools: list[Tool] = []
+            for mode in args.modes:
+                work = Path(tmp) / f"app-{mode}"
+                work.mkdir()
+                (work / "alchemy_run.py").write_text(PROGRAM)
+                if mode == "warm":
+                    warm = AlchemyNbWarm(WARM, work, logs, dict(OUR_ENV))
+                    tools.append(warm)
+                else:
+                    tools.append(AlchemyNb(COLD, work, logs, dict(OUR_ENV)))
+            peer = None if args.skip_peer else AlchemyTs(PEER, PEER_DIR, logs, PEER_ENV)
+            if peer is not None:
+                tools.append(peer)
+            bench = Bench(tools, args.reps)
             meta: dict[str, Any] = {
                 "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "reps": args.reps,
                 "ns": args.ns,
+                "modes": args.modes,
                 "versions": versions(peer is not None),
                 "disk": str(PEERS),
+                "peer_src": None if src is None else str(src),
+                "warm": None
+                if warm is None
+                else {"idle_s": SERVER_IDLE_S, "runtime_dir": str(warm.runtime)},
             }
             bench.warm_up()
             bench.start()
@@ -554,7 +814,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as exc:
         progress(f"bench_fs: FAILED: {exc}")
         return 1
-    rows = summarize(bench, args.ns)
+    finally:
+        if warm is not None:
+            warm.stop_server()
+    rows = summarize(bench, args.ns, args.modes)
     doc = {"meta": meta, "summary": rows, "samples": [vars(s) for s in bench.samples]}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(doc, indent=1) + "\n")
