@@ -114,6 +114,22 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "status", parents=[common], help="resources in state, the stage lock and unfinished work"
     )
+    lg = sub.add_parser("logs", parents=[common], help="a local worker's output")
+    lg.add_argument("worker", metavar="WORKER", help="the worker's resource id")
+    lg.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    lg.add_argument(
+        "--lines",
+        "-n",
+        type=int,
+        default=200,
+        metavar="N",
+        help="how many of the last lines to show first (default 200)",
+    )
+    sub.add_parser(
+        "dev",
+        parents=[common, writer],
+        help="deploy locally, redeploy on every change, stream logs; Ctrl-C stops it",
+    )
     u = sub.add_parser("unlock", parents=[common], help="break a stage lock by naming it")
     u.add_argument(
         "lock_id", metavar="LOCK_ID", help="the id that `status` or the lock error shows"
@@ -294,6 +310,12 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
         else:
             _print_outputs(result.outputs_masked)
         return 0
+    if args.command == "logs":
+        return _logs(app, stage, args, out)
+    if args.command == "dev":
+        from ._dev import run_dev
+
+        return run_dev(app, stage, args, out)
     if args.command == "status":
         status = asyncio.run(app.status(stage))
         if out.json:
@@ -302,6 +324,37 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
             _print_status(status)
         return 0
     raise ConfigError(f"unknown command {args.command!r}", fix="see alchemy-nb --help")
+
+
+def _logs(app: Any, stage: str, args: argparse.Namespace, out: _Output) -> int:
+    import time
+
+    folder = app.root / ".alchemy" / app.name / stage / "local" / "logs"
+    path = folder / f"{args.worker}.log"
+    if not path.exists():
+        known = sorted(p.stem for p in folder.glob("*.log") if p.stem != "supervisor")
+        raise ConfigError(
+            f"no logs for worker {args.worker!r} in stage {stage!r}",
+            where=str(folder),
+            fix=(
+                f"workers with logs: {', '.join(known)}"
+                if known
+                else f"deploy the stage first: alchemy-nb deploy --stage {stage}"
+            ),
+        )
+    with open(path, "rb") as fh:
+        lines = fh.read().decode(errors="replace").splitlines()[-args.lines :] if args.lines else []
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+        while args.follow:
+            chunk = fh.read()
+            if chunk:
+                sys.stdout.write(chunk.decode(errors="replace"))
+                sys.stdout.flush()
+            else:
+                time.sleep(0.2)
+    return 0
 
 
 def _unlock(args: argparse.Namespace, out: _Output) -> int:

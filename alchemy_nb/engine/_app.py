@@ -102,8 +102,10 @@ class App:
         password: str | None = None,
         concurrency: int = 32,
         lock_timeout: float = 60.0,
+        target: str = "local",
     ) -> None:
         self.name = _check_name("app", name)
+        self.target = target
         caller = sys._getframe(1).f_globals
         if root is None:
             file = caller.get("__file__")

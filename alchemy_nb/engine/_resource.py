@@ -170,6 +170,8 @@ class ResourceContext:
     phase: str
     root: Path
     log: Any = None
+    target: str = "local"
+    """Where the stage's resources run: ``local`` (this machine) or ``cloudflare``."""
 
     @property
     def fqn(self) -> str:
@@ -233,6 +235,12 @@ class Provider(Generic[P, O]):
         """Optional: extra content that belongs in the digest (e.g. a worker's code hash)."""
         return None
 
+    def check(self, ctx: ResourceContext, props: P, outputs: O | None) -> str | None:
+        """Optional, for resources on this machine: a cheap look at whether an unchanged
+        resource still runs as recorded. A reason string makes the plan update it anyway
+        (e.g. a local worker whose process is gone after a reboot); None means fine."""
+        return None
+
 
 class Declarations:
     """The resources one program run declared, in order. Ids are unique in it."""
@@ -263,20 +271,18 @@ class _KindRegistry:
 
     def __init__(self) -> None:
         self._kinds: dict[str, type[Resource[Any, Any]]] = {}
-        self._builtin = {
-            "fs::File": "alchemy_nb.fs._file:File",
-            "fs::Folder": "alchemy_nb.fs._folder:Folder",
-        }
+        # Our own providers register their kinds when their package is imported.
+        self._packages = {"fs": "alchemy_nb.fs", "cloudflare": "alchemy_nb.cloudflare"}
 
     def register(self, cls: type[Resource[Any, Any]]) -> None:
         self._kinds[cls.kind] = cls
 
     def get(self, kind: str) -> type[Resource[Any, Any]] | None:
-        if kind not in self._kinds and kind in self._builtin:
+        package = self._packages.get(kind.partition("::")[0])
+        if kind not in self._kinds and package is not None:
             import importlib
 
-            module, _, name = self._builtin[kind].partition(":")
-            getattr(importlib.import_module(module), name)
+            importlib.import_module(package)
         if kind not in self._kinds:
             self._load_entry_points()
         return self._kinds.get(kind)

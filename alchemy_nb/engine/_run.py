@@ -240,6 +240,7 @@ class Run:
         self.program_outputs: Any = None
         self.known = _OutputTable(self.decode)
         self._prepared: dict[str, tuple[Props, str, Props, list[FieldChange]]] = {}
+        self._drifted: set[str] = set()
         self.wrote = False
 
     # ------------------------------------------------------------------ where
@@ -258,6 +259,7 @@ class Run:
             phase=self.stage.phase.value,
             root=self.app.root,
             log=self.report,
+            target=self.app.target,
         )
 
     # ---------------------------------------------------------------- program
@@ -534,8 +536,14 @@ class Run:
             body = None if deps else declared_body  # without refs both forms are the same
             dig = self.resource_digest(res, props, body)
             if status in SETTLED and dig == rec.get("digest"):
-                reason = "finishing a replacement" if rec.get("replaced") else ""
-                return change(Action.NOOP, reason)
+                drift = self._check(res, props, rec)
+                if drift is None:
+                    reason = "finishing a replacement" if rec.get("replaced") else ""
+                    return change(Action.NOOP, reason)
+                old = self.props_from_state(type(res), rec.get("props"))
+                self._prepared[rid] = (props, dig, old, [])
+                self._drifted.add(rid)
+                return change(Action.UPDATE, drift)
         cls = type(res)
         old = self.props_from_state(cls, rec.get("props"))
         fields = self._field_changes(cls, old, props if props is not None else res.props)
@@ -547,6 +555,13 @@ class Run:
         elif props is None and not fields:
             why = "depends on " + ", ".join(d for d in deps if planned.get(d) != Action.NOOP)
         return change(action, why, tuple(fields))
+
+    def _check(self, res: Resource[Any, Any], props: Props, rec: dict[str, Any]) -> str | None:
+        provider = self.provider(type(res))
+        if type(provider).check is Provider.check:
+            return None  # the common case: no look at all
+        outputs = self.outputs_from_state(type(res), rec.get("outputs"))
+        return provider.check(self.ctx(res.id, res.kind), props, outputs)
 
     def _update_or_replace(
         self,
@@ -712,7 +727,8 @@ class Run:
                 raise ProviderError(f"unresolved references in {rid!r}", where=self.where(rid))
             props, dig = resolved, self.resource_digest(res, resolved)
         status = rec.get("status") if rec else None
-        if rec is not None and status in SETTLED and rec.get("digest") == dig:
+        drifted = rid in self._drifted
+        if rec is not None and status in SETTLED and rec.get("digest") == dig and not drifted:
             self._set_outputs(res, rid, rec.get("outputs"))
             return Action.NOOP
         provider = self.provider(cls)

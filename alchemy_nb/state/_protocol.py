@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from .._canonical import canonical_json, digest
+from .._process import process_start_marker
 
 __all__ = ["Entry", "LockInfo", "StageState", "StateStore"]
 
@@ -104,29 +105,6 @@ class LockInfo:
             return False
         marker = process_start_marker(self.pid)
         return marker == "" or (bool(self.pid_started) and marker != self.pid_started)
-
-
-def process_start_marker(pid: int) -> str:
-    """A string that differs between two processes that had the same pid ("" if none)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-        # The command name may hold spaces or parentheses; fields follow the last ')'.
-        fields = data[data.rindex(b")") + 2 :].split()
-        if fields[0] == b"Z":  # a zombie is as good as gone
-            return ""
-        return fields[19].decode()
-    except FileNotFoundError:
-        return ""
-    except OSError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return ""
-    except PermissionError:
-        pass
-    return "alive"
 
 
 class StateStore(Protocol):

@@ -1,0 +1,39 @@
+"""What every Cloudflare resource kind shares: where it runs and where local data lives."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ..engine import ResourceContext
+from ..errors import ConfigError
+
+__all__ = ["local_dir", "local_id", "require_local"]
+
+_NAMESPACE = uuid.UUID("6b7e3f0e-9a51-4c1e-9d0a-2f3c7d9a1e55")
+
+
+def require_local(ctx: ResourceContext) -> None:
+    """Only the local target is served by this build; say so clearly for any other."""
+    if ctx.target != "local":
+        raise ConfigError(
+            f"target {ctx.target!r} is not available for {ctx.kind} yet",
+            where=f"{ctx.fqn} ({ctx.kind}), phase {ctx.phase}",
+            fix="deploy this stage to the local target (the default), target='local'",
+        )
+
+
+def local_dir(ctx: ResourceContext, *parts: str) -> Path:
+    """The stage's local data folder (``.alchemy/<app>/<stage>/local``), or a path in it."""
+    return ctx.root.joinpath(".alchemy", ctx.app, ctx.stage, "local", *parts)
+
+
+def local_id(ctx: ResourceContext, rid: str | None = None) -> str:
+    """A stable id for a local resource, shaped like Cloudflare's (32 hex digits)."""
+    return uuid.uuid5(_NAMESPACE, f"{ctx.app}/{ctx.stage}/{rid or ctx.id}").hex
+
+
+def physical_name(ctx: ResourceContext, explicit: Any) -> str:
+    """The name a user gave, else ``{app}-{id}-{stage}``."""
+    return str(explicit) if explicit else ctx.physical_name

@@ -1,0 +1,58 @@
+"""``cloudflare::Queue``: a message queue."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+
+from ..engine import Input, Outputs, Props, Provider, Resource, ResourceContext
+from ._common import local_dir, local_id, physical_name, require_local
+
+__all__ = ["Queue", "QueueOutputs", "QueueProps"]
+
+
+class QueueProps(Props):
+    """Props of :class:`Queue`."""
+
+    name: Input[str] | None = None
+    """The queue's name (default ``{app}-{id}-{stage}``); changing it replaces the queue."""
+
+
+class QueueOutputs(Outputs):
+    """Outputs of :class:`Queue`."""
+
+    queue_id: str
+    name: str
+
+
+class QueueProvider(Provider[QueueProps, QueueOutputs]):
+    """On the local target, a SQLite file of messages."""
+
+    replace_on = frozenset({"name"})
+
+    async def create(self, ctx: ResourceContext, props: QueueProps) -> QueueOutputs:
+        require_local(ctx)
+        local_dir(ctx, "queues").mkdir(parents=True, exist_ok=True)
+        return QueueOutputs(queue_id=local_id(ctx), name=physical_name(ctx, props.name))
+
+    async def delete(
+        self, ctx: ResourceContext, props: QueueProps, outputs: QueueOutputs | None
+    ) -> None:
+        path = local_dir(ctx, "queues", f"{ctx.id}.sqlite")
+        for suffix in ("", "-wal", "-shm"):
+            with suppress(FileNotFoundError):
+                path.with_name(path.name + suffix).unlink()
+
+
+class Queue(Resource[QueueProps, QueueOutputs]):
+    """A Queue: bind it to a producer (``bindings={"JOBS": jobs}``) and name consumers
+    with ``Worker(..., queue_consumers=[jobs])``.
+
+    Example::
+
+        jobs = Queue("jobs")
+    """
+
+    kind = "cloudflare::Queue"
+    props_model = QueueProps
+    outputs_model = QueueOutputs
+    provider = QueueProvider

@@ -1,0 +1,1 @@
+"""The local target: Cloudflare-style apps served for real on this machine."""

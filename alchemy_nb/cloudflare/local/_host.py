@@ -1,0 +1,66 @@
+"""One local worker process: load the worker, serve it on the socket the supervisor gives.
+
+``python -m alchemy_nb.cloudflare.local._host CONFIG`` with ``ALCHEMY_NB_LISTEN_FD`` (the
+listening socket) and ``ALCHEMY_NB_READY_FD`` (written once the worker serves).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from typing import Any
+
+import uvicorn
+
+from .runtime import WorkerLoadError, create_app
+
+
+class _Server(uvicorn.Server):
+    """Tells the supervisor it is ready once it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, ready_fd: int) -> None:
+        super().__init__(config)
+        self.ready_fd = ready_fd
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.ready_fd >= 0 and not self.should_exit:
+            os.write(self.ready_fd, b"ready\n")
+            os.close(self.ready_fd)
+            self.ready_fd = -1
+
+
+def main() -> None:
+    with open(sys.argv[1]) as fh:
+        config: Any = json.load(fh)
+    try:
+        app = create_app(config)
+    except WorkerLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(3) from None
+    listener = socket.socket(fileno=int(os.environ["ALCHEMY_NB_LISTEN_FD"]))
+    server = _Server(
+        uvicorn.Config(
+            app,
+            loop="uvloop",
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+        ),
+        int(os.environ.get("ALCHEMY_NB_READY_FD", "-1")),
+    )
+    print(
+        f"{config['name']}: serving {config['url']} (version {config['version'][:12]}, "
+        f"pid {os.getpid()})",
+        file=sys.stderr,
+        flush=True,
+    )
+    server.run(sockets=[listener])
+
+
+if __name__ == "__main__":
+    main()
