@@ -333,3 +333,77 @@ def test_a_taken_port_means_another_port_recorded(tmp_path: Path) -> None:
     finally:
         blocker.close()
         run(app.destroy("dev"))
+
+
+def test_dev_serves_redeploys_on_change_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "src").mkdir()
+    worker = tmp_path / "src" / "worker.py"
+    worker.write_text(
+        textwrap.dedent("""
+        from workers import Response, WorkerEntrypoint
+
+        class Default(WorkerEntrypoint):
+            async def fetch(self, request):
+                print("handling", request.url)
+                return Response("v1")
+    """)
+    )
+    (tmp_path / "alchemy_run.py").write_text(
+        textwrap.dedent("""
+        import alchemy_nb
+        from alchemy_nb.cloudflare import Worker
+
+        app = alchemy_nb.App("devapp")
+
+        @app.program
+        def infra(stage):
+            return {"url": Worker("w", entry="src/worker.py").url}
+    """)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alchemy_nb", "dev"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")))
+    reader.start()
+
+    def wait_for(predicate, what: str, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}; output: {''.join(lines)}")
+
+    try:
+        wait_for(lambda: any("url = " in line for line in lines), "the first deploy")
+        url = next(line for line in lines if "url = " in line).split("url = ")[1].strip()
+        assert get(url).text == "v1"
+        wait_for(lambda: any("[w] handling" in line for line in lines), "the worker's logs")
+        worker.write_text(worker.read_text().replace('"v1"', '"v2"'))
+        wait_for(lambda: get(url).text == "v2", "the redeploy")
+        pid = serving_pid(tmp_path)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        reader.join()
+    assert proc.returncode == 0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists()  # Ctrl-C stopped the worker too
+    with pytest.raises(httpx.ConnectError):
+        get(url)
+
+
+def serving_pid(folder: Path) -> int:
+    path = folder / ".alchemy/devapp/dev/local/workers/w.serving"
+    return int(json.loads(path.read_text())["pid"])
