@@ -132,7 +132,14 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
             "compatibility_flags": list(props.compatibility_flags),
             "bindings": self._bindings(ctx, props),
             "crons": list(props.crons),
-            "queue_consumers": [_outputs(q).get("name", q.id) for q in props.queue_consumers],
+            "queue_consumers": [
+                {
+                    "type": "queue",
+                    "queue_name": _outputs(q).get("name", q.id),
+                    "path": str(local_dir(ctx, "queues", f"{q.id}.sqlite")),
+                }
+                for q in props.queue_consumers
+            ],
         }
         version = hashlib.sha256(
             (json.dumps(config, sort_keys=True) + (self.fingerprint(ctx, props) or "")).encode()

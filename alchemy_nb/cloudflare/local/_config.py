@@ -99,5 +99,5 @@ class WorkerConfig(TypedDict):
     bindings: dict[str, BindingConfig]
     url: str  # where it is served, e.g. "http://127.0.0.1:8787"
     version: str  # digest of code + config: changes on every redeploy
-    queue_consumers: NotRequired[list[str]]  # queue names this worker consumes
+    queue_consumers: NotRequired[list[QueueBinding]]  # the queues this worker consumes
     crons: NotRequired[list[str]]

@@ -230,6 +230,17 @@ class WorkflowEngine:
         if iid not in self.tasks or self.tasks[iid].done():
             self.tasks[iid] = asyncio.ensure_future(self._execute(iid))
 
+    async def poll(self, interval: float = 0.1) -> None:
+        """Start instances created by other workers' bindings (they share the file)."""
+        while True:
+            rows = self.store.conn.execute(
+                "SELECT id FROM instances WHERE status = 'queued' AND workflow = ?",
+                (self.name,),
+            ).fetchall()
+            for (iid,) in rows:
+                self.start(iid)
+            await asyncio.sleep(interval)
+
     def resume_unfinished(self) -> None:
         """After a restart: carry on with every instance that had not finished."""
         rows = self.store.conn.execute(
