@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["process_start_marker"]
+__all__ = ["process_start_marker", "spawn_detached"]
 
 
 def process_start_marker(pid: int) -> str:
@@ -28,3 +28,37 @@ def process_start_marker(pid: int) -> str:
     except PermissionError:
         pass
     return "alive"
+
+
+_LAUNCHER = (
+    "import os, sys\n"
+    "if os.fork():\n"
+    "    os._exit(0)\n"
+    "os.setsid()\n"
+    "os.execv(sys.argv[1], sys.argv[1:])\n"
+)
+
+
+def spawn_detached(
+    argv: list[str], *, log: str | None = None, env: dict[str, str] | None = None
+) -> None:
+    """Start ``argv`` in a session of its own that is not our child: it outlives us,
+    leaves no zombie and is not tied to our terminal. Output goes to ``log`` (appended).
+    """
+    import subprocess
+    import sys
+
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            env=env,
+            close_fds=True,
+            check=True,
+        )
+    finally:
+        if log:
+            out.close()  # type: ignore[union-attr]

@@ -395,7 +395,8 @@ def test_dev_serves_redeploys_on_change_and_stops_on_ctrl_c(tmp_path: Path) -> N
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
         reader.join()
-    assert proc.returncode == 0
+        proc.stderr.close()
+    assert proc.returncode == 0, "".join(lines)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
         time.sleep(0.05)

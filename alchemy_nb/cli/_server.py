@@ -143,19 +143,14 @@ def connect_and_run(argv: list[str]) -> int | None:
 
 def start_in_background() -> None:
     """Start a server for later commands; quietly does nothing if one is starting."""
-    import subprocess
+    from .._process import spawn_detached
 
     try:
         path = socket_path()
     except OSError:
         return
-    subprocess.Popen(
+    spawn_detached(
         [sys.executable, "-m", "alchemy_nb.cli._server", str(path)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        close_fds=True,
         env={k: v for k, v in os.environ.items() if k != "ALCHEMY_NB_SERVER"},
     )
 

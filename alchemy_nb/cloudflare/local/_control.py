@@ -6,13 +6,12 @@ import asyncio
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from ..._process import process_start_marker
+from ..._process import process_start_marker, spawn_detached
 from ...errors import ProviderError
 
 __all__ = ["control_socket_path", "request", "serving", "supervisor_alive"]
@@ -85,15 +84,10 @@ async def request(
 async def _start(folder: Path, path: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "logs").mkdir(exist_ok=True)
-    with open(folder / "logs" / "supervisor.log", "ab") as log:
-        subprocess.Popen(
-            [sys.executable, "-m", "alchemy_nb.cloudflare.local._supervisor", str(folder)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            close_fds=True,
-        )
+    spawn_detached(
+        [sys.executable, "-m", "alchemy_nb.cloudflare.local._supervisor", str(folder)],
+        log=str(folder / "logs" / "supervisor.log"),
+    )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if supervisor_alive(folder) and path.exists():
