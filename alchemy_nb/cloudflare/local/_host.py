@@ -46,7 +46,7 @@ def main() -> None:
             app,
             loop="uvloop",
             http="httptools",
-            lifespan="off",
+            lifespan="on",
             access_log=False,
             log_level="warning",
             timeout_graceful_shutdown=10,
