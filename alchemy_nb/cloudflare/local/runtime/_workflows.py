@@ -377,7 +377,7 @@ def _to_py(value: Any) -> Any:
     return to_py() if callable(to_py) else value
 
 
-def _as_js(value: dict[str, Any]) -> Any:
+def _as_js(value: dict[str, Any]) -> dict[str, Any]:
     """Plain dict with attribute access too, as Cloudflare's objects behave."""
 
     class _Obj(dict[str, Any]):
