@@ -57,10 +57,14 @@ def main() -> None:
     call("PUT", f"{url}/r2/notes/today.txt", "a note stored in R2")
     call("GET", f"{url}/r2/notes/today.txt")
     cli("deploy", "--stage", "dev")  # nothing changed: no provider calls
-    print(f"\nStill serving {url}. Logs: .venv/bin/alchemy-nb logs api --program "
-          f"{APP.relative_to(Path.cwd())}/alchemy_run.py")
-    print(f"Stop and delete it: .venv/bin/alchemy-nb destroy --program "
-          f"{APP.relative_to(Path.cwd())}/alchemy_run.py")
+    print(
+        f"\nStill serving {url}. Logs: .venv/bin/alchemy-nb logs api --program "
+        f"{APP.relative_to(Path.cwd())}/alchemy_run.py"
+    )
+    print(
+        f"Stop and delete it: .venv/bin/alchemy-nb destroy --program "
+        f"{APP.relative_to(Path.cwd())}/alchemy_run.py"
+    )
 
 
 if __name__ == "__main__":
