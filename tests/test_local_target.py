@@ -408,3 +408,38 @@ def test_dev_serves_redeploys_on_change_and_stops_on_ctrl_c(tmp_path: Path) -> N
 def serving_pid(folder: Path) -> int:
     path = folder / ".alchemy/devapp/dev/local/workers/w.serving"
     return int(json.loads(path.read_text())["pid"])
+
+
+def test_logs_command_shows_a_workers_output(deployed) -> None:
+    import subprocess
+    import sys
+
+    app, url = deployed
+    assert get(f"{url}/d1/users/not-a-number").status_code == 500  # leaves a traceback
+    (app.root / "alchemy_run.py").write_text(
+        textwrap.dedent("""
+        import alchemy_nb
+        app = alchemy_nb.App("lt")
+        @app.program
+        def infra(stage):
+            pass
+    """)
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "alchemy_nb", "logs", "api", "-n", "50"],
+        cwd=app.root,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "ValueError" in proc.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "alchemy_nb", "logs", "nope"],
+        cwd=app.root,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert missing.returncode == 2
+    assert "workers with logs: api" in missing.stderr
