@@ -9,7 +9,10 @@
     ├── LockError                the stage is locked by another writer
     ├── ProviderError            a provider call (create/update/delete) failed
     ├── PlanError                a saved plan no longer matches the program or the state
-    └── DeployError              an `up` or `destroy` finished with failed resources
+    ├── DeployError              an `up` or `destroy` finished with failed resources
+    ├── GateError                a promotion or approval is refused; lists the unmet conditions
+    ├── PolicyError              a policy denies, or a policy file is malformed (file and line)
+    └── LedgerError              the audit ledger is damaged or fails verification
 
 Each message says what failed, where (the resource's full name, the stage and the
 phase) and how to fix it. Errors from outside libraries are translated once, at the
@@ -31,8 +34,11 @@ __all__ = [
     "AlchemyError",
     "ConfigError",
     "DeployError",
+    "GateError",
+    "LedgerError",
     "LockError",
     "PlanError",
+    "PolicyError",
     "ProgramError",
     "ProviderError",
     "SecretError",
@@ -147,3 +153,36 @@ class DeployError(AlchemyError):
         data = super().to_json()
         data["failures"] = {name: str(exc) for name, exc in self.failures.items()}
         return data
+
+
+class GateError(AlchemyError):
+    """A gate, approval, promotion or rollback is refused. ``unmet`` lists why, one each."""
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        where: str | None = None,
+        fix: str | None = None,
+        unmet: list[str] | None = None,
+    ) -> None:
+        self.unmet = list(unmet or [])
+        super().__init__(what, where=where, fix=fix)
+
+    def _message(self) -> str:
+        lines = [super()._message()]
+        lines += [f"  - {condition}" for condition in self.unmet]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        data["unmet"] = self.unmet
+        return data
+
+
+class PolicyError(AlchemyError):
+    """A mandatory policy denies, or a policy file cannot be read (names file and line)."""
+
+
+class LedgerError(AlchemyError):
+    """The ledger cannot be read or appended, or its hash chain does not verify."""
