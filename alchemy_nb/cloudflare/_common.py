@@ -26,7 +26,7 @@ def require_local(ctx: ResourceContext) -> None:
 
 def local_dir(ctx: ResourceContext, *parts: str) -> Path:
     """The stage's local data folder (``.alchemy/<app>/<stage>/local``), or a path in it."""
-    return ctx.root.joinpath(".alchemy", ctx.app, ctx.stage, "local", *parts)
+    return (ctx.data_root or ctx.root).joinpath(".alchemy", ctx.app, ctx.stage, "local", *parts)
 
 
 def local_id(ctx: ResourceContext, rid: str | None = None) -> str:

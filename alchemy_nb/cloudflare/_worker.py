@@ -76,7 +76,8 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
                 where=f"{ctx.fqn} ({ctx.kind}), phase {ctx.phase}",
                 fix="point entry= at the worker module, relative to the app's folder",
             )
-        return "code:" + _code_digest(entry)
+        overlay = json.dumps(dict(ctx.stage_vars), sort_keys=True) if ctx.stage_vars else ""
+        return "code:" + _code_digest(entry) + overlay
 
     def check(
         self, ctx: ResourceContext, props: WorkerProps, outputs: WorkerOutputs | None
@@ -184,7 +185,11 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
         out: dict[str, Any] = {}
         for key, text in props.vars.items():
             out[key] = {"type": "plain_text", "value": str(text)}
+        for key, text in ctx.stage_vars.items():  # the stage's vars win over the program's
+            out[key] = {"type": "plain_text", "value": str(text)}
         for key, value in props.bindings.items():
+            if key in ctx.stage_vars and not isinstance(value, Secret | Resource | Ref):
+                continue
             if isinstance(value, Secret):
                 out[key] = {"type": "secret_text", "value": value.reveal()}
             elif isinstance(value, str):

@@ -16,6 +16,7 @@ from ..errors import ConfigError
 from ._plan import Phase, Plan, RunResult
 
 if TYPE_CHECKING:
+    from .._config import AppConfig
     from ..state import LockInfo, StateStore
     from ._run import Reporter, Run
 
@@ -38,6 +39,14 @@ def _check_name(what: str, name: str) -> str:
             fix=f"rename the {what}, e.g. 'dev' or 'my-app'",
         )
     return name
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """What the stage configuration says about one stage, for the engine."""
+
+    target: str
+    vars: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,9 @@ class App:
             file = caller.get("__file__")
             root = Path(file).resolve().parent if file else Path.cwd()
         self.root = Path(root).resolve()
+        self.data_root = self.root
+        """Where ``.alchemy/`` (state and local data) and ``alchemy_nb.toml`` live."""
+        self._config: Any = None
         self._state = state
         self.password = password
         self.concurrency = concurrency
@@ -126,12 +138,28 @@ class App:
 
     @property
     def state(self) -> StateStore:
-        """The state store (default: files under ``<root>/.alchemy``)."""
+        """The state store (default: files under ``<data_root>/.alchemy``)."""
         if self._state is None:
             from ..state import FileStore
 
-            self._state = FileStore(self.root / ".alchemy")
+            self._state = FileStore(self.data_root / ".alchemy")
         return self._state
+
+    @property
+    def config(self) -> AppConfig:
+        """The stage configuration (``alchemy_nb.toml`` or ``[tool.alchemy-nb]``)."""
+        if self._config is None:
+            from .._config import load_config
+
+            self._config = load_config(self.data_root)
+        return self._config  # type: ignore[no-any-return]
+
+    def settings(self, stage: str) -> StageSettings:
+        """Where ``stage`` deploys and the vars its workers get."""
+        if self.config.stages:
+            conf = self.config.stage(stage)
+            return StageSettings(conf.target, dict(conf.vars))
+        return StageSettings(self.target, {})
 
     def program(self, fn: F) -> F:
         """Register the program: a function (or coroutine function) of the :class:`Stage`.

@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextvars
 import difflib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, Union
@@ -172,6 +172,11 @@ class ResourceContext:
     log: Any = None
     target: str = "local"
     """Where the stage's resources run: ``local`` (this machine) or ``cloudflare``."""
+    data_root: Path | None = None
+    """Where local data lives (``<data_root>/.alchemy``); default: ``root``. Differs from
+    ``root`` when a stored release's sources are deployed."""
+    stage_vars: Mapping[str, str] = field(default_factory=dict)
+    """The stage's configured vars: every Worker gets them as plain-text bindings."""
 
     @property
     def fqn(self) -> str:

@@ -267,6 +267,7 @@ class Run:
         self.concurrency = concurrency
         self.password = password
         self.report = reporter or _log_reporter
+        self.settings = app.settings(stage.name)
         self.state = StageState(app.name, stage.name)
         self._box: Any = None
         self._unsaved_meta: list[Entry] = []
@@ -295,7 +296,9 @@ class Run:
             phase=self.stage.phase.value,
             root=self.app.root,
             log=self.report,
-            target=self.app.target,
+            target=self.settings.target,
+            data_root=self.app.data_root,
+            stage_vars=self.settings.vars,
         )
 
     # ---------------------------------------------------------------- program
