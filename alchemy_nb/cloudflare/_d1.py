@@ -133,6 +133,9 @@ class D1DatabaseProvider(Provider[D1DatabaseProps, D1DatabaseOutputs]):
             h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         return "migrations:" + h.hexdigest()
 
+    def artifacts(self, ctx: ResourceContext, props: D1DatabaseProps) -> list[Path]:
+        return migration_files(ctx, props)
+
     async def create(self, ctx: ResourceContext, props: D1DatabaseProps) -> D1DatabaseOutputs:
         require_local(ctx)
         db = d1_path(ctx)

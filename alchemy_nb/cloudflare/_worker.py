@@ -52,16 +52,23 @@ class WorkerOutputs(Outputs):
     port: int = 0
 
 
-def _code_digest(entry: Path) -> str:
-    """Every file of the worker's folder, by path and content."""
-    h = hashlib.sha256()
-    root = entry.parent
+def _code_files(root: Path) -> list[tuple[Path, str]]:
+    """Every file of the worker's folder with its path relative to it, in order."""
+    found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
         for name in sorted(filenames):
             path = Path(dirpath, name)
-            h.update(str(path.relative_to(root)).encode() + b"\0")
-            h.update(path.read_bytes() + b"\0")
+            found.append((path, str(path.relative_to(root))))
+    return found
+
+
+def _code_digest(entry: Path) -> str:
+    """Every file of the worker's folder, by path and content."""
+    h = hashlib.sha256()
+    for path, relative in _code_files(entry.parent):
+        h.update(relative.encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
@@ -78,6 +85,10 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
             )
         overlay = json.dumps(dict(ctx.stage_vars), sort_keys=True) if ctx.stage_vars else ""
         return "code:" + _code_digest(entry) + overlay
+
+    def artifacts(self, ctx: ResourceContext, props: WorkerProps) -> list[Path]:
+        root = ctx.resolve_path(props.entry).parent
+        return [path for path, _ in _code_files(root)]
 
     def check(
         self, ctx: ResourceContext, props: WorkerProps, outputs: WorkerOutputs | None

@@ -240,6 +240,11 @@ class Provider(Generic[P, O]):
         """Optional: extra content that belongs in the digest (e.g. a worker's code hash)."""
         return None
 
+    def artifacts(self, ctx: ResourceContext, props: P) -> list[Path]:
+        """Optional: the files this resource reads (code, migrations). A release stores
+        them, so promoting or rolling back never reads the working tree."""
+        return []
+
     def check(self, ctx: ResourceContext, props: P, outputs: O | None) -> str | None:
         """Optional, for resources on this machine: a cheap look at whether an unchanged
         resource still runs as recorded. A reason string makes the plan update it anyway
