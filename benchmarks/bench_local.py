@@ -471,7 +471,7 @@ def parse_wrk(text: str) -> tuple[float, float, float, int, int, int]:
     """requests/s, p50 and p99 in seconds, requests, socket errors, non-2xx responses."""
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
     pct = {
-        m.group(1): float(m.group(2)) * UNITS[m.group(3)]
+        m.group(1): round(float(m.group(2)) * UNITS[m.group(3)], 9)
         for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
     }
     total = re.search(r"(\d+) requests in", text)
@@ -1103,6 +1103,8 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
                 ]
             ).rstrip(),
         ]
+    if redeploy["new_version_s"] is not None and not redeploy["same_port"]:
+        lines.append("note: a redeploy moved the worker to another port (see the JSON)")
     mem = summary["memory_mb"]
     if mem:
 

@@ -6,23 +6,57 @@ listening socket) and ``ALCHEMY_NB_READY_FD`` (written once the worker serves).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import sys
+import time
 from typing import Any
 
 import uvicorn
 
 from .runtime import WorkerLoadError, create_app
 
+_DRAINING = [False]
+
+
+def _draining(app: Any) -> Any:
+    """While the process drains, every response says ``connection: close``, so clients
+    finish their request and reconnect (to the new version) instead of being cut off."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if not _DRAINING[0] or scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def closing(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await app(scope, receive, closing)
+
+    return wrapped
+
 
 class _Server(uvicorn.Server):
-    """Tells the supervisor it is ready once it accepts connections."""
+    """Tells the supervisor it is ready once it accepts connections; on SIGTERM stops
+    accepting, lets open connections finish (up to a second), then shuts down."""
 
     def __init__(self, config: uvicorn.Config, ready_fd: int) -> None:
         super().__init__(config)
         self.ready_fd = ready_fd
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()  # the shared socket stays open in the supervisor and the new version
+        _DRAINING[0] = True
+        deadline = time.monotonic() + 1.0
+        while self.server_state.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await super().shutdown(sockets)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -43,10 +77,11 @@ def main() -> None:
     listener = socket.socket(fileno=int(os.environ["ALCHEMY_NB_LISTEN_FD"]))
     server = _Server(
         uvicorn.Config(
-            app,
+            _draining(app),
             loop="uvloop",
             http="httptools",
             lifespan="on",
+            proxy_headers=False,
             access_log=False,
             log_level="warning",
             timeout_graceful_shutdown=10,
