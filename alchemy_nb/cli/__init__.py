@@ -130,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common, writer],
         help="deploy locally, redeploy on every change, stream logs; Ctrl-C stops it",
     )
+    from ._promotion import add_commands
+
+    add_commands(sub, common)
     u = sub.add_parser("unlock", parents=[common], help="break a stage lock by naming it")
     u.add_argument(
         "lock_id", metavar="LOCK_ID", help="the id that `status` or the lock error shows"
@@ -177,6 +180,10 @@ class _Output:
 
     def emit(self, data: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(data, indent=None, default=str) + "\n")
+        sys.stdout.flush()
+
+    def emit_list(self, rows: list[Any]) -> None:
+        sys.stdout.write(json.dumps(rows, default=str) + "\n")
         sys.stdout.flush()
 
     def log(self, line: str) -> None:
@@ -285,10 +292,36 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
         else:
             print(plan.render_text())
         return 0
-    if args.command in ("deploy", "destroy"):
-        verb = app.deploy if args.command == "deploy" else app.destroy
+    if args.command == "deploy":
+        from ..promotion import Pipeline
+
+        outcome = asyncio.run(
+            Pipeline(app, password=password).deploy(
+                stage,
+                plan=saved,
+                concurrency=concurrency,
+                lock_timeout=_lock_timeout(args),
+                reporter=out.reporter(),
+            )
+        )
+        result = outcome.result
+        assert result is not None  # a deploy always has one
+        out.log(result.summary() + f" (release {outcome.release[:12]})")
+        for probe in outcome.probes:
+            out.log(
+                f"  health {'ok' if probe.ok else 'FAILED'}: {probe.worker} {probe.url} "
+                f"{probe.detail}"
+            )
+        if outcome.rolled_back_to:
+            out.log(f"health check failed: rolled back to {outcome.rolled_back_to[:12]}")
+        if out.json:
+            out.emit({**result.to_json(), **outcome.to_json(), "ok": outcome.healthy})
+        else:
+            _print_outputs(result.outputs_masked)
+        return 0 if outcome.healthy else 1
+    if args.command == "destroy":
         result = asyncio.run(
-            verb(
+            app.destroy(
                 stage,
                 plan=saved,
                 concurrency=concurrency,
@@ -300,8 +333,6 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
         out.log(result.summary())
         if out.json:
             out.emit(result.to_json())
-        else:
-            _print_outputs(result.outputs_masked)
         return 0
     if args.command == "read":
         result = asyncio.run(app.read(stage, password=password))
@@ -310,6 +341,10 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
         else:
             _print_outputs(result.outputs_masked)
         return 0
+    from ._promotion import COMMANDS, run_command
+
+    if args.command in COMMANDS:
+        return run_command(app, args, out, args.stage)
     if args.command == "logs":
         return _logs(app, stage, args, out)
     if args.command == "dev":

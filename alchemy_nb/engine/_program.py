@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,23 @@ from ._run import _user_frame
 __all__ = ["load_program"]
 
 CONTRACT = 'define `app = alchemy_nb.App("name")` and register a function with @app.program'
+
+
+_PROGRAM_FOLDERS: set[str] = set()
+
+
+def _forget_siblings(folder: str) -> None:
+    """Drop modules imported from any program folder, so this program's ``import helpers``
+    finds its own ``helpers.py`` (a release's copy, say) and not one cached earlier."""
+    _PROGRAM_FOLDERS.add(folder)
+    for key, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None)
+        if (
+            origin
+            and not key.startswith("_alchemy_nb_program_")
+            and any(origin.startswith(f + os.sep) for f in _PROGRAM_FOLDERS)
+        ):
+            del sys.modules[key]
 
 
 def load_program(path: str | Path) -> App:
@@ -41,8 +59,10 @@ def load_program(path: str | Path) -> App:
         )
     module = importlib.util.module_from_spec(spec)
     folder = str(file.parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+    _forget_siblings(folder)
+    if folder in sys.path:
+        sys.path.remove(folder)
+    sys.path.insert(0, folder)  # its sibling modules win over another program's
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)

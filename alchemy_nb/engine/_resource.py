@@ -191,9 +191,16 @@ class ResourceContext:
         )
 
     def resolve_path(self, path: str) -> Path:
-        """A path from props, relative to the app's directory."""
+        """A source path from props (code, migrations), relative to the app's folder (or
+        to the release's copy of it)."""
         p = Path(path)
         return p if p.is_absolute() else self.root / p
+
+    def resolve_output(self, path: str) -> Path:
+        """A path the resource writes, relative to the app's real folder (never into a
+        release's copy of the sources)."""
+        p = Path(path)
+        return p if p.is_absolute() else (self.data_root or self.root) / p
 
 
 @dataclass(frozen=True)

@@ -45,11 +45,11 @@ class FileProvider(Provider[FileProps, FileOutputs]):
         self, ctx: ResourceContext, props: FileProps, outputs: FileOutputs | None
     ) -> None:
         # An unlink waits on the file system's journal; in threads, many overlap.
-        await asyncio.to_thread(_unlink, ctx.resolve_path(str(props.path)))
+        await asyncio.to_thread(_unlink, ctx.resolve_output(str(props.path)))
 
     def _write(self, ctx: ResourceContext, props: FileProps) -> FileOutputs:
         path, content = str(props.path), str(props.content)
-        target = ctx.resolve_path(path)
+        target = ctx.resolve_output(path)
         data = content.encode()
         try:
             fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)

@@ -33,7 +33,7 @@ class FolderProvider(Provider[FolderProps, FolderOutputs]):
     replace_on = frozenset({"path"})
 
     async def create(self, ctx: ResourceContext, props: FolderProps) -> FolderOutputs:
-        ctx.resolve_path(str(props.path)).mkdir(parents=True, exist_ok=True)
+        ctx.resolve_output(str(props.path)).mkdir(parents=True, exist_ok=True)
         return FolderOutputs(path=str(props.path))
 
     async def update(
@@ -50,7 +50,7 @@ class FolderProvider(Provider[FolderProps, FolderOutputs]):
     ) -> None:
         if not props.delete:
             return
-        target = ctx.resolve_path(str(props.path))
+        target = ctx.resolve_output(str(props.path))
         if props.recursive:
             with suppress(FileNotFoundError):
                 shutil.rmtree(target)

@@ -5,25 +5,31 @@ Layout, all human-readable::
     .alchemy/<app>/<stage>/state.json      snapshot: every record of the stage, sorted
     .alchemy/<app>/<stage>/journal.jsonl   entries written since the snapshot (one per line)
     .alchemy/<app>/locks/<stage>.lock      the stage's writer lock (empty when free)
+    .alchemy/<app>/ledger.jsonl            the app's audit ledger: one event per line
 
 Every change is appended to the journal and fsynced before the engine goes on, so a
 run killed at any instant leaves a journal that replays to exactly what had happened.
 A checkpoint writes a new snapshot (temporary file, fsync, rename, fsync of the folder)
 and only then empties the journal; replaying a journal over a snapshot that already
 holds it gives the same state, so a crash between the two steps loses nothing.
+
+The ledger is only ever appended to, under an exclusive ``flock`` on the file itself:
+the appender reads the last line, builds the next event from it, writes it as one line
+and fsyncs, all before the next appender (thread or process) can look.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from ..errors import StateCorruptError, StateError
+from ..errors import LedgerError, StateCorruptError, StateError
 from ._lock import FileLock, break_file_lock, read_file_lock
 from ._protocol import Entry, LockInfo, StageState
 
@@ -154,6 +160,14 @@ class FileStore:
             if p.is_dir() and ((p / "state.json").exists() or (p / "journal.jsonl").exists())
         )
 
+    async def ledger_append(
+        self, app: str, build: Callable[[dict[str, Any] | None], dict[str, Any]]
+    ) -> dict[str, Any]:
+        return await asyncio.to_thread(_ledger_append, self.root / app / "ledger.jsonl", build)
+
+    async def ledger_read(self, app: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(_ledger_read, self.root / app / "ledger.jsonl")
+
 
 def _read_snapshot(path: Path, raw: bytes, state: StageState) -> None:
     fix = (
@@ -264,6 +278,99 @@ class _Journal:
             os.close(self._fd)
             self._fd = None
         self._valid_length = None
+
+
+def _ledger_append(
+    path: Path, build: Callable[[dict[str, Any] | None], dict[str, Any]]
+) -> dict[str, Any]:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        created = not path.exists()
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as exc:
+        raise _ledger_io_error(path, "open", exc) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if created:
+            _fsync_dir(path.parent)
+        size = os.fstat(fd).st_size
+        whole, last_line = _last_line(fd, size)
+        if size > whole:  # a torn write from a crash mid-append: drop it first
+            os.ftruncate(fd, whole)
+        last = None if whole == 0 else _ledger_entry(last_line, f"the last line of {path}")
+        event = build(last)
+        try:
+            line = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise LedgerError(
+                f"a ledger event must be JSON ({exc})",
+                where=str(path),
+                fix="pass only strings, numbers, booleans, lists and dicts in the event",
+            ) from None
+        view = memoryview(line.encode() + b"\n")
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+        return event
+    except OSError as exc:
+        raise _ledger_io_error(path, "append to", exc) from exc
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _last_line(fd: int, size: int) -> tuple[int, bytes]:
+    """(length up to the last newline, the last whole line without its newline)."""
+    buf = b""
+    pos = size
+    end: int | None = None
+    while pos > 0:
+        step = min(65536, pos)
+        pos -= step
+        buf = os.pread(fd, step, pos) + buf
+        if end is None:
+            newline = buf.rfind(b"\n")
+            if newline < 0:
+                continue
+            end = pos + newline + 1
+        start = buf.rfind(b"\n", 0, end - pos - 1)
+        if start >= 0:
+            return end, buf[start + 1 : end - pos - 1]
+    if end is None:
+        return 0, b""
+    return end, buf[: end - 1]  # pos is 0 here: the file has one whole line
+
+
+def _ledger_read(path: Path) -> list[dict[str, Any]]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise _ledger_io_error(path, "read", exc) from exc
+    end = raw.rfind(b"\n") + 1  # a last line without newline is a torn write: ignored
+    lines = raw[:end].split(b"\n")[:-1]
+    return [_ledger_entry(line, f"{path}:{n}") for n, line in enumerate(lines, start=1)]
+
+
+def _ledger_entry(line: bytes, where: str) -> dict[str, Any]:
+    """One ledger line, or ``{"damaged": REASON}`` when it is not a JSON object."""
+    if not line.strip():
+        return {"damaged": f"{where} is blank"}
+    try:
+        entry = json.loads(line)
+    except ValueError as exc:  # includes UnicodeDecodeError
+        return {"damaged": f"{where} is not valid JSON ({exc})"}
+    if not isinstance(entry, dict):
+        return {"damaged": f"{where} is not a JSON object"}
+    return entry
+
+
+def _ledger_io_error(path: Path, doing: str, exc: OSError) -> LedgerError:
+    return LedgerError(
+        f"cannot {doing} the ledger: {exc.strerror}",
+        where=str(path),
+        fix="free disk space or fix the folder's permissions",
+    )
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -6,7 +6,7 @@ import getpass
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -155,4 +155,29 @@ class StateStore(Protocol):
 
     async def stages(self, app: str) -> list[str]:
         """Stages of ``app`` that have state."""
+        ...
+
+    async def ledger_append(
+        self, app: str, build: Callable[[dict[str, Any] | None], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Append one event to ``app``'s audit ledger and return it.
+
+        Under an exclusive lock on the ledger, ``build`` is called with the last event
+        (None when the ledger is empty) and returns the new one, which is written and
+        made durable before this returns. Concurrent appenders, in threads or processes,
+        are serialized: each sees the event the previous one wrote, so the chain never
+        forks. If ``build`` raises, nothing is written. A torn last write (a crash mid
+        append) is discarded first. A last entry that cannot be parsed is passed to
+        ``build`` as ``{"damaged": REASON}``.
+        """
+        ...
+
+    async def ledger_read(self, app: str) -> list[dict[str, Any]]:
+        """Every event of ``app``'s ledger, oldest first; empty when there is none.
+
+        Events come back as stored, unchecked (verification is the caller's). An entry
+        that cannot be parsed is returned in its place as ``{"damaged": REASON}``, with
+        REASON naming where it is (file and line), so that a damaged ledger is reported,
+        not fatal. A torn last write is not an entry.
+        """
         ...
