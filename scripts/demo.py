@@ -8,6 +8,7 @@ on 127.0.0.1, and what it answered is printed. The worker keeps running afterwar
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -19,16 +20,20 @@ APP = Path(__file__).resolve().parent.parent / "examples" / "demo"
 CLI = [sys.executable, "-m", "alchemy_nb"]
 
 
-def cli(*args: str) -> dict:
-    print(f"\n$ alchemy-nb {' '.join(args)}")
+def cli(*args: str, actor: str = "alice") -> dict:
+    print(f"\n$ ALCHEMY_ACTOR={actor} alchemy-nb {' '.join(args)}")
     started = time.perf_counter()
-    proc = subprocess.run([*CLI, *args, "--json"], cwd=APP, capture_output=True, text=True)
+    env = {**os.environ, "ALCHEMY_ACTOR": actor}
+    proc = subprocess.run([*CLI, *args, "--json"], cwd=APP, capture_output=True, text=True, env=env)
     for line in proc.stderr.splitlines():
         print(f"  | {line}")
     if proc.returncode != 0:
         raise SystemExit(f"failed with exit code {proc.returncode}")
     result = json.loads(proc.stdout)
-    print(f"  took {time.perf_counter() - started:.2f} s; counts: {result.get('counts')}")
+    took = f"  took {time.perf_counter() - started:.2f} s"
+    if isinstance(result, dict) and "counts" in result:
+        took += f"; counts: {result['counts']}"
+    print(took)
     return result
 
 
@@ -57,13 +62,32 @@ def main() -> None:
     call("PUT", f"{url}/r2/notes/today.txt", "a note stored in R2")
     call("GET", f"{url}/r2/notes/today.txt")
     cli("deploy", "--stage", "dev")  # nothing changed: no provider calls
+
+    print("\n== Promotion: staging deploys freely; prod needs a reviewer's approval")
+    staged = cli("deploy", "--stage", "staging")
+    release = staged["release"][:12]
+    print(f"  release {release} is healthy in staging: {staged['healthy']}")
+    call("GET", f"{staged['outputs']['url']}/api/health")
+    cli("gate", "request", "--stage", "prod")
+    cli("approve", "--stage", "prod", "--release", release, "--comment", "looks good", actor="bob")
+    promoted = cli("promote", "--to", "prod")
+    print(f"  promoted {promoted['release'][:12]} to prod: healthy {promoted['healthy']}")
+    call("GET", f"{promoted['outputs']['url']}/api/health")
+    call("GET", f"{promoted['outputs']['url']}/")
+    for entry in cli("history"):
+        print(
+            f"  {entry['at']}  {entry['stage']:<8} {entry['action']:<9} "
+            f"{entry['release'][:12]}  by {entry['actor']}"
+        )
+    cli("ledger", "verify")
+    rel = APP.relative_to(Path.cwd())
     print(
-        f"\nStill serving {url}. Logs: .venv/bin/alchemy-nb logs api --program "
-        f"{APP.relative_to(Path.cwd())}/alchemy_run.py"
+        f"\nStill serving dev, staging and prod. Logs: .venv/bin/alchemy-nb logs api "
+        f"--stage prod --program {rel}/alchemy_run.py"
     )
     print(
-        f"Stop and delete it: .venv/bin/alchemy-nb destroy --program "
-        f"{APP.relative_to(Path.cwd())}/alchemy_run.py"
+        f"Stop them: .venv/bin/alchemy-nb destroy --stage STAGE --program "
+        f"{rel}/alchemy_run.py (for dev, staging and prod)"
     )
 
 

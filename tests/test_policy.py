@@ -7,6 +7,7 @@ through the real engines (cedarpy, regopy).
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from alchemy_nb.engine import Action, Change, Phase, Plan
 from alchemy_nb.errors import ConfigError, PolicyError
+from alchemy_nb.promotion import _policy
 from alchemy_nb.promotion._policy import (
     CEDAR_SCHEMA,
     POLICY_ACTIONS,
@@ -93,6 +95,12 @@ def plan(stage: str, *changes: tuple[str, str, Action], app: str = "shop") -> di
 
 
 D1_DELETE = ("db", "cloudflare::D1Database", Action.DELETE)
+
+
+def test_the_documented_examples_are_the_tested_ones() -> None:
+    doc = _policy.__doc__ or ""
+    for example in (APPROVALS, NO_D1_DELETE, CEDAR_SCHEMA):
+        assert textwrap.indent(example, "    ") in doc
 
 
 # --------------------------------------------------------------------------- no policies
@@ -692,11 +700,22 @@ def test_a_missing_engine_says_how_to_install_it(
 def test_engines_load_only_when_their_files_exist(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("cedarpy", "regopy", "regopy.rego_shared"):
-        monkeypatch.setitem(sys.modules, name, None)
-    assert load_policies(tmp_path).check_plan(plan("prod"), stage="prod") == []
-    monkeypatch.delitem(sys.modules, "regopy")
-    monkeypatch.delitem(sys.modules, "regopy.rego_shared")
+    code = (
+        "import sys, alchemy_nb.promotion._policy; "
+        "print(sorted(m for m in ('cedarpy', 'regopy') if m in sys.modules))"
+    )
+    imported = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert imported.strip() == "[]"
+
+    with monkeypatch.context() as patched:
+        for name in ("cedarpy", "regopy", "regopy.rego_shared"):
+            patched.setitem(sys.modules, name, None)
+        assert load_policies(tmp_path).check_plan(plan("prod"), stage="prod") == []
+
+    monkeypatch.setitem(sys.modules, "cedarpy", None)
     write(tmp_path, "no_d1_delete.rego", NO_D1_DELETE)
     policies = load_policies(tmp_path)  # Rego only: cedarpy is not needed
     assert approve(policies, "mallory").allowed
+    assert not policies.check_plan(plan("prod", D1_DELETE), stage="prod")[0].passed

@@ -47,7 +47,17 @@ def test_front_door_is_sorted_and_pinned() -> None:
 
 
 def test_every_public_subpackage_has_a_sorted_all() -> None:
-    for module in (alchemy_nb.engine, alchemy_nb.errors, alchemy_nb.fs, alchemy_nb.state):
+    import alchemy_nb.cloudflare
+    import alchemy_nb.promotion
+
+    for module in (
+        alchemy_nb.engine,
+        alchemy_nb.errors,
+        alchemy_nb.fs,
+        alchemy_nb.state,
+        alchemy_nb.cloudflare,
+        alchemy_nb.promotion,
+    ):
         assert module.__all__ == sorted(module.__all__), module.__name__
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"

@@ -123,6 +123,8 @@ class App:
         self.data_root = self.root
         """Where ``.alchemy/`` (state and local data) and ``alchemy_nb.toml`` live."""
         self._config: Any = None
+        self.release_vars: dict[str, str] = {}
+        """Vars a release deploy gives every Worker (``ALCHEMY_RELEASE``)."""
         self._state = state
         self.password = password
         self.concurrency = concurrency
@@ -158,8 +160,8 @@ class App:
         """Where ``stage`` deploys and the vars its workers get."""
         if self.config.stages:
             conf = self.config.stage(stage)
-            return StageSettings(conf.target, dict(conf.vars))
-        return StageSettings(self.target, {})
+            return StageSettings(conf.target, {**conf.vars, **self.release_vars})
+        return StageSettings(self.target, dict(self.release_vars))
 
     def program(self, fn: F) -> F:
         """Register the program: a function (or coroutine function) of the :class:`Stage`.

@@ -12,18 +12,38 @@ from ._ledger import (
     to_rss,
 )
 from ._pipeline import Outcome, Pipeline, ProbeResult, resolve_actor
+from ._policy import (
+    CEDAR_SCHEMA,
+    POLICY_ACTIONS,
+    Decision,
+    Enforcement,
+    PlanDecision,
+    Policies,
+    PolicyAction,
+    load_policies,
+    mandatory_denials,
+)
 
 __all__ = [
+    "CEDAR_SCHEMA",
+    "Decision",
     "EVENT_KINDS",
+    "Enforcement",
     "Event",
     "EventKind",
     "Ledger",
     "Outcome",
+    "POLICY_ACTIONS",
     "Pipeline",
+    "PlanDecision",
+    "Policies",
+    "PolicyAction",
     "ProbeResult",
     "Verification",
     "event_hash",
     "event_title",
+    "load_policies",
+    "mandatory_denials",
     "resolve_actor",
     "to_atom",
     "to_rss",

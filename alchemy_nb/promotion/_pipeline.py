@@ -222,6 +222,7 @@ class Pipeline:
         app._state = self.app.state
         app._config = self.app.config
         app.password = self.password or self.app.password
+        app.release_vars = {"ALCHEMY_RELEASE": str(release["id"])[:12]}
         return app
 
     # ---------------------------------------------------------------- deploy
@@ -665,8 +666,8 @@ class Pipeline:
                     data={"decisions": [d.to_json() for d in decisions]},
                 )
             for d in decisions:
-                if d.enforcement == "mandatory" and d.denied:
-                    unmet += [f"policy {d.name}: {m}" for m in d.denied]
+                if d.blocking:
+                    unmet += [f"policy {d.policy}: {m}" for m in d.denials]
             gate = self._open_gate(stage, rel["id"])
             unmet += self.gate_unmet(gate, stage, rel, digest)
             if unmet:

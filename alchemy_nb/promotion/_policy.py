@@ -54,14 +54,14 @@ anyone approves other stages, and nobody approves their own release::
     forbid (principal, action == Action::"approve", resource)
     when { context.release_author == principal };
 
-    @id("anyone-else")
     permit (principal, action in [Action::"reject", Action::"promote",
                                   Action::"rollback", Action::"hold"], resource);
 
 Cedar denies by default: once any ``.cedar`` file exists, an action that no policy
 permits is denied, and a ``forbid`` always wins over a ``permit``. A :class:`Decision`
 names the policies that decided it by their ``@id`` annotation, or by
-``file:line`` for a policy without one. A policy that fails while it is evaluated (say,
+``file:line`` for a policy without one (the last one above is
+``policies/approvals.cedar:13``). A policy that fails while it is evaluated (say,
 it reads an attribute that does not exist) is skipped, as Cedar specifies; the decision
 lists it under ``errors``.
 

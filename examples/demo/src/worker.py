@@ -15,7 +15,7 @@ class Default(WorkerEntrypoint):
                 {
                     "status": "ok",
                     "timestamp": datetime.now(UTC).isoformat(),
-                    "release": env.RELEASE,
+                    "release": getattr(env, "ALCHEMY_RELEASE", None) or env.RELEASE,
                 }
             )
         if path == "/":
