@@ -334,3 +334,64 @@ def test_failed_health_rolls_back_automatically_never_twice(
         assert len(run(p._ledger.events(kind="rollback"))) == 2  # one per failed deploy
     finally:
         run(app.destroy("staging"))
+
+
+CEDAR = """
+@id("prod-approvers")
+permit (principal in Team::"prod-reviewers", action == Action::"approve",
+        resource == Stage::"prod");
+
+permit (principal, action in [Action::"reject", Action::"promote",
+                              Action::"rollback", Action::"hold"], resource);
+"""
+
+
+def test_cedar_decides_who_may_approve_both_ways(tmp_path: Path) -> None:
+    p = make(tmp_path)
+    with (tmp_path / "alchemy_nb.toml").open("a") as fh:
+        fh.write('\n[teams]\nprod-reviewers = ["bob"]\n')
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "approvals.cedar").write_text(CEDAR)
+    p = Pipeline(alchemy_nb.load_program(tmp_path / "alchemy_run.py"))
+    rel = staged(p)
+    run(p.request_gate("prod"))
+    with pytest.raises(GateError) as info:
+        run(p.approve("prod", rel, actor="mallory"))
+    assert "policy denies 'mallory' to approve stage 'prod'" in str(info.value)
+    run(p.approve("prod", rel, actor="bob"))  # a prod reviewer: allowed
+    assert run(p.promote("prod")).healthy
+
+
+REGO = """# enforcement: {enforcement}
+package alchemy_nb.no_new_files_in_prod
+
+import rego.v1
+
+deny contains msg if {{
+    input.stage == "prod"
+    some change in input.plan.changes
+    change.kind == "fs::File"
+    change.action == "create"
+    msg := sprintf("no new files in prod: %s", [change.id])
+}}
+"""
+
+
+@pytest.mark.parametrize("enforcement", ["mandatory", "advisory"])
+def test_rego_checks_the_plan_both_ways(tmp_path: Path, enforcement: str) -> None:
+    p = make(tmp_path, reviewers=0)
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "files.rego").write_text(REGO.format(enforcement=enforcement))
+    p = Pipeline(alchemy_nb.load_program(tmp_path / "alchemy_run.py"))
+    staged(p)  # staging is not checked by this policy
+    if enforcement == "mandatory":
+        with pytest.raises(GateError) as info:
+            run(p.promote("prod"))
+        assert "no new files in prod: f" in str(info.value)
+        assert not (tmp_path / "out/prod.txt").exists()
+    else:
+        assert run(p.promote("prod")).healthy  # advisory: shown and recorded, not blocking
+    decisions = run(p._ledger.events(kind="policy"))
+    assert decisions and decisions[-1]["data"]["decisions"][0]["denials"] == [
+        "no new files in prod: f"
+    ]
