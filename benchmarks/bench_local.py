@@ -647,7 +647,10 @@ def write_bench_app(folder: Path) -> None:
 
 def copy_demo(folder: Path) -> None:
     shutil.copytree(
-        DEMO, folder, ignore=shutil.ignore_patterns(".alchemy", "__pycache__", "out", ".*")
+        DEMO,
+        folder,
+        # the demo's stage configuration names its own stages; the bench uses one of its own
+        ignore=shutil.ignore_patterns(".alchemy", "__pycache__", "out", ".*", "alchemy_nb.toml"),
     )
 
 

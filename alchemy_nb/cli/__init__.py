@@ -284,6 +284,16 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
 
     if args.command == "plan":
         plan = asyncio.run(app.plan(stage, destroy=args.destroy, password=password))
+        from ..promotion import Ledger, resolve_actor
+
+        asyncio.run(
+            Ledger(app.state, app.name).record(
+                "plan",
+                actor=resolve_actor(),
+                stage=stage,
+                data={"digest": plan.digest, "phase": plan.phase.value, "counts": plan.counts},
+            )
+        )
         if args.out:
             plan.save(args.out)
             out.log(f"plan saved to {args.out} (digest {plan.digest})")
