@@ -52,7 +52,13 @@ def resolve_actor(explicit: str | None = None) -> str:
         return f"uid-{os.getuid()}"
 
 
+def _in_git(root: Path) -> bool:
+    return any((folder / ".git").exists() for folder in (root, *root.parents))
+
+
 def _git(root: Path, *args: str) -> str | None:
+    if not _in_git(root):
+        return None
     try:
         out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
@@ -279,13 +285,14 @@ class Pipeline:
         )
         probes = await self.check_health(stage)
         healthy = all(p.ok for p in probes)
-        await self._record(
-            "health",
-            actor=actor,
-            stage=stage,
-            release=release["id"],
-            data={"healthy": healthy, "probes": [p.to_json() for p in probes]},
-        )
+        if probes:  # nothing to record when the stage has no probes
+            await self._record(
+                "health",
+                actor=actor,
+                stage=stage,
+                release=release["id"],
+                data={"healthy": healthy, "probes": [p.to_json() for p in probes]},
+            )
         self._push_history(stage, release, actor, action, healthy)
         outcome = Outcome(action, stage, release["id"], healthy, probes, result=result)
         if not healthy and action != "rollback":
