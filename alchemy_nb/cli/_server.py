@@ -168,8 +168,11 @@ def serve(path: Path) -> None:
     import asyncio  # noqa: F401
 
     import alchemy_nb.cli
+    import alchemy_nb.cli._promotion
     import alchemy_nb.engine
     import alchemy_nb.fs
+    import alchemy_nb.promotion._ledger
+    import alchemy_nb.promotion._pipeline
     import alchemy_nb.state  # noqa: F401
 
     idle = float(os.environ.get("ALCHEMY_NB_SERVER_IDLE", "600"))
