@@ -136,3 +136,23 @@ def test_config_in_pyproject_and_unknown_stage(app_dir: Path) -> None:
     proc = cli(app_dir, "deploy", "--stage", "qa")
     assert proc.returncode == 2 and "unknown stage 'qa'" in proc.stderr
     assert cli(app_dir, "deploy", "--stage", "staging").returncode == 0
+
+
+def test_deploy_auto_deploys_the_auto_deploy_stages(app_dir: Path) -> None:
+    (app_dir / "alchemy_nb.toml").write_text(
+        textwrap.dedent("""
+        [stages.staging]
+        auto_deploy = true
+        [stages.qa]
+        auto_deploy = true
+        [stages.prod]
+        promote_from = "staging"
+    """)
+    )
+    proc = cli(app_dir, "deploy", "--auto", "--json", env=as_("ci"))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert [s["stage"] for s in data["stages"]] == ["staging", "qa"]
+    assert (app_dir / "out/staging.txt").exists() and (app_dir / "out/qa.txt").exists()
+    assert not (app_dir / "out/prod.txt").exists()
+    assert cli(app_dir, "deploy", "--auto", "--stage", "qa").returncode == 2

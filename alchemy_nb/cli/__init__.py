@@ -100,10 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", parents=[common], help="show what a deploy would change")
     p.add_argument("--out", metavar="FILE", help="save the plan as JSON for `deploy --plan`")
     p.add_argument("--destroy", action="store_true", help="plan a destroy instead")
-    sub.add_parser(
+    dp = sub.add_parser(
         "deploy",
         parents=[common, writer],
         help="phase up: apply changes, then delete what is no longer declared",
+    )
+    dp.add_argument(
+        "--auto",
+        action="store_true",
+        help="deploy every stage whose configuration says auto_deploy = true (for CI on push)",
     )
     sub.add_parser("read", parents=[common], help="phase read: print outputs from state")
     sub.add_parser(
@@ -302,6 +307,8 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
         else:
             print(plan.render_text())
         return 0
+    if args.command == "deploy" and args.auto:
+        return _deploy_auto(app, args, out, password, concurrency)
     if args.command == "deploy":
         from ..promotion import Pipeline
 
@@ -369,6 +376,56 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
             _print_status(status)
         return 0
     raise ConfigError(f"unknown command {args.command!r}", fix="see alchemy-nb --help")
+
+
+def _deploy_auto(
+    app: Any, args: argparse.Namespace, out: _Output, password: str | None, concurrency: int | None
+) -> int:
+    """``deploy --auto``: every auto_deploy stage, in configuration order; a held release
+    is skipped with a note (a rollback's hold stops automatic deploys)."""
+    import asyncio
+
+    from ..errors import GateError
+    from ..promotion import Pipeline
+
+    if args.stage:
+        raise ConfigError(
+            "--auto deploys the stages the configuration names; drop --stage",
+            fix="use either --auto or --stage NAME",
+        )
+    stages = [name for name, conf in app.config.stages.items() if conf.auto_deploy]
+    if not stages:
+        raise ConfigError(
+            "no stage has auto_deploy = true",
+            where=app.config.source,
+            fix="set auto_deploy = true on the stages CI should deploy",
+        )
+    pipeline = Pipeline(app, password=password)
+    results: list[dict[str, Any]] = []
+    code = 0
+    for name in stages:
+        try:
+            outcome = asyncio.run(
+                pipeline.deploy(
+                    name,
+                    concurrency=concurrency,
+                    lock_timeout=_lock_timeout(args),
+                    reporter=out.reporter(),
+                )
+            )
+        except GateError as exc:
+            out.log(f"{name}: skipped: {exc.what}")
+            results.append({"stage": name, "skipped": exc.what})
+            continue
+        out.log(
+            f"{name}: release {outcome.release[:12]} "
+            f"{'healthy' if outcome.healthy else 'UNHEALTHY'}"
+        )
+        results.append(outcome.to_json())
+        code = code or (0 if outcome.healthy else 1)
+    if out.json:
+        out.emit({"ok": code == 0, "stages": results})
+    return code
 
 
 def _logs(app: Any, stage: str, args: argparse.Namespace, out: _Output) -> int:
