@@ -9,7 +9,7 @@ from typing import Any
 from ..engine import ResourceContext
 from ..errors import ConfigError
 
-__all__ = ["local_dir", "local_id", "require_local"]
+__all__ = ["local_dir", "local_id", "remove_sqlite", "require_local"]
 
 _NAMESPACE = uuid.UUID("6b7e3f0e-9a51-4c1e-9d0a-2f3c7d9a1e55")
 
@@ -37,3 +37,9 @@ def local_id(ctx: ResourceContext, rid: str | None = None) -> str:
 def physical_name(ctx: ResourceContext, explicit: Any) -> str:
     """The name a user gave, else ``{app}-{id}-{stage}``."""
     return str(explicit) if explicit else ctx.physical_name
+
+
+def remove_sqlite(path: Path) -> None:
+    """Delete a SQLite database with its WAL and shared-memory files (gone already: fine)."""
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from contextlib import closing, suppress
+from contextlib import closing
 from pathlib import Path
 
 from ..engine import Input, Outputs, Props, Provider, Resource, ResourceContext
 from ..errors import ProviderError
-from ._common import local_dir, local_id, physical_name, require_local
+from ._common import local_dir, local_id, physical_name, remove_sqlite, require_local
 
 __all__ = ["D1Database", "D1DatabaseOutputs", "D1DatabaseProps", "pending_migrations"]
 
@@ -165,9 +165,7 @@ class D1DatabaseProvider(Provider[D1DatabaseProps, D1DatabaseOutputs]):
         self, ctx: ResourceContext, props: D1DatabaseProps, outputs: D1DatabaseOutputs | None
     ) -> None:
         db = d1_path(ctx)
-        for suffix in ("", "-wal", "-shm"):
-            with suppress(FileNotFoundError):
-                db.with_name(db.name + suffix).unlink()
+        remove_sqlite(db)
 
 
 class D1Database(Resource[D1DatabaseProps, D1DatabaseOutputs]):

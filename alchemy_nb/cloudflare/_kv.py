@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
 from pathlib import Path
 
 from ..engine import Input, Outputs, Props, Provider, Resource, ResourceContext
-from ._common import local_dir, local_id, physical_name, require_local
+from ._common import local_dir, local_id, physical_name, remove_sqlite, require_local
 
 __all__ = ["KVNamespace", "KVNamespaceOutputs", "KVNamespaceProps"]
 
@@ -46,9 +45,7 @@ class KVNamespaceProvider(Provider[KVNamespaceProps, KVNamespaceOutputs]):
         self, ctx: ResourceContext, props: KVNamespaceProps, outputs: KVNamespaceOutputs | None
     ) -> None:
         path = kv_path(ctx)
-        for suffix in ("", "-wal", "-shm"):
-            with suppress(FileNotFoundError):
-                path.with_name(path.name + suffix).unlink()
+        remove_sqlite(path)
 
 
 def kv_path(ctx: ResourceContext, rid: str | None = None) -> Path:

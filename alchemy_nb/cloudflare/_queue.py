@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
-
 from ..engine import Input, Outputs, Props, Provider, Resource, ResourceContext
-from ._common import local_dir, local_id, physical_name, require_local
+from ._common import local_dir, local_id, physical_name, remove_sqlite, require_local
 
 __all__ = ["Queue", "QueueOutputs", "QueueProps"]
 
@@ -38,9 +36,7 @@ class QueueProvider(Provider[QueueProps, QueueOutputs]):
         self, ctx: ResourceContext, props: QueueProps, outputs: QueueOutputs | None
     ) -> None:
         path = local_dir(ctx, "queues", f"{ctx.id}.sqlite")
-        for suffix in ("", "-wal", "-shm"):
-            with suppress(FileNotFoundError):
-                path.with_name(path.name + suffix).unlink()
+        remove_sqlite(path)
 
 
 class Queue(Resource[QueueProps, QueueOutputs]):

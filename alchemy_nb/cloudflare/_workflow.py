@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
-
 from ..engine import Input, Outputs, Props, Provider, Resource, ResourceContext
-from ._common import local_dir, local_id, physical_name, require_local
+from ._common import local_dir, local_id, physical_name, remove_sqlite, require_local
 
 __all__ = ["Workflow", "WorkflowOutputs", "WorkflowProps"]
 
@@ -54,9 +52,7 @@ class WorkflowProvider(Provider[WorkflowProps, WorkflowOutputs]):
         self, ctx: ResourceContext, props: WorkflowProps, outputs: WorkflowOutputs | None
     ) -> None:
         path = local_dir(ctx, "workflows", f"{ctx.id}.sqlite")
-        for suffix in ("", "-wal", "-shm"):
-            with suppress(FileNotFoundError):
-                path.with_name(path.name + suffix).unlink()
+        remove_sqlite(path)
 
 
 class Workflow(Resource[WorkflowProps, WorkflowOutputs]):
