@@ -7,6 +7,7 @@ health and rollback tests serve a real worker on the local target.
 from __future__ import annotations
 
 import asyncio
+import json
 import textwrap
 import time
 from pathlib import Path
@@ -395,3 +396,66 @@ def test_rego_checks_the_plan_both_ways(tmp_path: Path, enforcement: str) -> Non
     assert decisions and decisions[-1]["data"]["decisions"][0]["denials"] == [
         "no new files in prod: f"
     ]
+
+
+def test_ambiguous_release_prefixes_are_refused(tmp_path: Path) -> None:
+    p = make(tmp_path)
+    rel = staged(p)
+    folder = p.records.root / "releases"
+    twin = rel[:6] + "0" * (len(rel) - 6)
+    (folder / f"{twin}.json").write_text(json.dumps({**p.records.release(rel), "id": twin}))
+    with pytest.raises(ConfigError, match="ambiguous"):
+        p.records.release(rel[:6])
+    assert p.records.release(rel[:10])["id"] == rel
+
+
+VARS_WORKER = """
+from workers import Response, WorkerEntrypoint
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return Response(f"{self.env.GREETING} / {self.env.ALCHEMY_RELEASE}")
+"""
+
+VARS_PROGRAM = """
+import alchemy_nb
+from alchemy_nb.cloudflare import Worker
+
+app = alchemy_nb.App("vars")
+
+@app.program
+def infra(stage):
+    return {"url": Worker("api", entry="src/worker.py", vars={"GREETING": "from the program"}).url}
+"""
+
+
+@pytest.mark.xdist_group("local-target")
+def test_stage_vars_override_the_programs_in_every_worker(tmp_path: Path) -> None:
+    import httpx
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "worker.py").write_text(VARS_WORKER)
+    (tmp_path / "alchemy_run.py").write_text(textwrap.dedent(VARS_PROGRAM))
+    (tmp_path / "alchemy_nb.toml").write_text(
+        textwrap.dedent("""
+        [stages.staging]
+        [stages.prod]
+        promote_from = "staging"
+        [stages.prod.vars]
+        GREETING = "hello from prod"
+    """)
+    )
+    app = alchemy_nb.load_program(tmp_path / "alchemy_run.py")
+    p = Pipeline(app)
+    try:
+        staging = run(p.deploy("staging"))
+        prod = run(p.promote("prod"))
+        assert httpx.get(staging.result.outputs["url"]).text == (
+            f"from the program / {staging.release[:12]}"
+        )
+        assert httpx.get(prod.result.outputs["url"]).text == (
+            f"hello from prod / {staging.release[:12]}"
+        )  # the same release, prod's vars
+    finally:
+        run(app.destroy("staging"))
+        run(app.destroy("prod"))
