@@ -393,9 +393,20 @@ def test_dev_serves_redeploys_on_change_and_stops_on_ctrl_c(tmp_path: Path) -> N
         pid = serving_pid(tmp_path)
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-        reader.join()
-        proc.stderr.close()
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:  # never leave a dev server (or its workers) behind
+                proc.kill()
+                proc.wait()
+                subprocess.run(
+                    [sys.executable, "-m", "alchemy_nb", "destroy"],
+                    cwd=tmp_path,
+                    capture_output=True,
+                    timeout=60,
+                )
+            reader.join()
+            proc.stderr.close()
     assert proc.returncode == 0, "".join(lines)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
