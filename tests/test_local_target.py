@@ -454,3 +454,49 @@ def test_logs_command_shows_a_workers_output(deployed) -> None:
     )
     assert missing.returncode == 2
     assert "workers with logs: api" in missing.stderr
+
+
+def test_a_saved_plan_of_a_worker_app_deploys_as_planned(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "worker.py").write_text(
+        textwrap.dedent("""
+        from workers import Response, WorkerEntrypoint
+
+        class Default(WorkerEntrypoint):
+            async def fetch(self, request):
+                return Response(self.env.ALCHEMY_RELEASE)
+    """)
+    )
+    (tmp_path / "alchemy_run.py").write_text(
+        textwrap.dedent("""
+        import alchemy_nb
+        from alchemy_nb.cloudflare import Worker
+
+        app = alchemy_nb.App("planned")
+
+        @app.program
+        def infra(stage):
+            return {"url": Worker("w", entry="src/worker.py").url}
+    """)
+    )
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "alchemy_nb", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    try:
+        assert cli("plan", "--out", "plan.json").returncode == 0
+        deployed = cli("deploy", "--plan", "plan.json", "--json")
+        assert deployed.returncode == 0, deployed.stderr
+        data = json.loads(deployed.stdout)
+        assert get(data["outputs"]["url"]).text == data["release"][:12]
+    finally:
+        cli("destroy")

@@ -288,8 +288,12 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
         )
 
     if args.command == "plan":
-        plan = asyncio.run(app.plan(stage, destroy=args.destroy, password=password))
-        from ..promotion import Ledger, resolve_actor
+        from ..promotion import Ledger, Pipeline, resolve_actor
+
+        if args.destroy:
+            plan = asyncio.run(app.plan(stage, destroy=True, password=password))
+        else:  # as a deploy will see it (its release's vars included)
+            plan = asyncio.run(Pipeline(app, password=password).plan(stage))
 
         asyncio.run(
             Ledger(app.state, app.name).record(

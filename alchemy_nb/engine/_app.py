@@ -201,14 +201,23 @@ class App:
         )
 
     async def plan(
-        self, stage: str | None = None, *, destroy: bool = False, password: str | None = None
+        self,
+        stage: str | None = None,
+        *,
+        destroy: bool = False,
+        password: str | None = None,
+        prepare: Callable[[list[Path]], Awaitable[None]] | None = None,
     ) -> Plan:
-        """What ``deploy`` (or, with ``destroy=True``, ``destroy``) would do; changes nothing."""
+        """What ``deploy`` (or, with ``destroy=True``, ``destroy``) would do; changes nothing.
+        ``prepare`` works as for :meth:`deploy`."""
         run = self._run(stage, Phase.PLAN, password=password)
         run.state = await self.state.load(self.name, run.stage.name)
         if destroy:
             return run.destroy_plan()
         await run.run_program()
+        if prepare is not None:
+            await prepare(run.artifact_files())
+            run.settings = self.settings(run.stage.name)
         return run.compute_plan()
 
     async def deploy(
@@ -220,17 +229,23 @@ class App:
         password: str | None = None,
         lock_timeout: float | None = None,
         reporter: Reporter | None = None,
+        prepare: Callable[[list[Path]], Awaitable[None]] | None = None,
     ) -> RunResult:
         """Phase ``up``: create, update and replace what changed, then delete orphans.
 
         Given a saved ``plan``, applies exactly it, or raises :class:`PlanError` when the
-        program or the state changed since it was computed.
+        program or the state changed since it was computed. ``prepare``, if given, gets
+        the files the declared resources read once the program ran and before anything
+        is planned (the promotion layer stores them as a release there).
         """
         run = self._run(
             stage, Phase.UP, concurrency=concurrency, password=password, reporter=reporter
         )
         async with self._locked(run, "deploy", lock_timeout):
             await run.run_program()
+            if prepare is not None:
+                await prepare(run.artifact_files())
+                run.settings = self.settings(run.stage.name)  # prepare may add release vars
             current = run.compute_plan()
             if plan is not None:
                 run.check_saved_plan(plan, current)
@@ -242,11 +257,7 @@ class App:
         """Every file the program's resources read for ``stage`` (worker code, migrations)."""
         run = self._run(stage, Phase.PLAN, password=password)
         await run.run_program()
-        files: set[Path] = set()
-        for res in run.declared.values():
-            provider = run.provider(type(res))
-            files.update(provider.artifacts(run.ctx(res.id, res.kind), res.props))
-        return sorted(files)
+        return run.artifact_files()
 
     async def read(self, stage: str | None = None, *, password: str | None = None) -> RunResult:
         """Phase ``read``: run the program and take every output from state; writes nothing."""

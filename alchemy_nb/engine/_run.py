@@ -348,6 +348,15 @@ class Run:
                         fix="declare every resource inside the program that uses it",
                     )
 
+    def artifact_files(self) -> list[Path]:
+        """Every file the declared resources read (worker code, migrations), sorted."""
+        files: set[Path] = set()
+        for res in self.declared.values():
+            provider = self.provider(type(res))
+            if type(provider).artifacts is not Provider.artifacts:
+                files.update(provider.artifacts(self.ctx(res.id, res.kind), res.props))
+        return sorted(files)
+
     # ----------------------------------------------------------------- secrets
     def box(self, *, create: bool) -> Any:
         if self._box is not None:

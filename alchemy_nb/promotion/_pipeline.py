@@ -194,17 +194,20 @@ class Pipeline:
         return decision.allowed, reasons, decision
 
     async def snapshot(self, stage: str) -> dict[str, Any]:
-        """Record the working tree's release: the program, its sibling modules and every
+        """Record the working tree's release: the program, the files beside it and every
         file the resources read, stored by content."""
+        artifacts = await self.app.artifacts(stage, password=self.password)
+        return self.records.store_release(*self._release_files(artifacts))
+
+    def _release_files(self, artifacts: list[Path]) -> tuple[dict[str, bytes], dict[str, Any]]:
         root = self.app.root
         program = _program_file(self.app)
-        paths = {program}
+        paths = {program, *artifacts}
         paths.update(  # what sits beside the program: modules it imports, files it reads
             p
             for p in program.parent.iterdir()
             if p.is_file() and not p.name.startswith(".") and p.name not in _CONFIG_FILES
         )
-        paths.update(await self.app.artifacts(stage, password=self.password))
         files: dict[str, bytes] = {}
         for path in sorted(paths):
             try:
@@ -216,8 +219,22 @@ class Pipeline:
                     fix="keep the files resources read inside the app folder",
                 ) from None
             files[str(rel)] = path.read_bytes()
-        meta = {"program": str(program.relative_to(root)), **_source(root)}
-        return self.records.store_release(files, meta)
+        return files, {"program": str(program.relative_to(root)), **_source(root)}
+
+    async def plan(self, stage: str) -> Any:
+        """What ``deploy`` would do to ``stage``, with the release's vars as a deploy has
+        them (so ``deploy --plan`` of this plan matches); stores nothing."""
+        app = self.app
+        saved_root, saved_vars = app.root, app.release_vars
+
+        async def prepare(artifacts: list[Path]) -> None:
+            files, _ = self._release_files(artifacts)
+            app.release_vars = {"ALCHEMY_RELEASE": self.records.release_id(files)[:12]}
+
+        try:
+            return await app.plan(stage, password=self.password, prepare=prepare)
+        finally:
+            app.root, app.release_vars = saved_root, saved_vars
 
     def _release_app(self, release: dict[str, Any]) -> App:
         """The app as the release defines it, its sources from the release's files, its state
@@ -233,21 +250,48 @@ class Pipeline:
 
     # ---------------------------------------------------------------- deploy
     async def deploy(self, stage: str, *, actor: str | None = None, **options: Any) -> Outcome:
-        """Deploy the working tree to ``stage`` as a release, then check its health."""
+        """Deploy the working tree to ``stage`` as a release, then check its health.
+
+        The program runs once: the files its resources read are stored as the release,
+        and the resources are then deployed from the release's copy of them.
+        """
         who = resolve_actor(actor)
         self._known_stage(stage)
-        release = await self.snapshot(stage)
-        hold = self.records.stage(stage).get("hold")
-        if hold and hold.get("release") == release["id"]:
-            raise GateError(
-                f"release {release['id'][:12]} is on hold in stage {stage!r}: "
-                f"{hold.get('reason', 'it was rolled back')}",
-                fix=f"change the code, or lift the hold: alchemy-nb hold release --stage {stage}",
-                unmet=[f"release {release['id'][:12]} is held in {stage}"],
-            )
-        plan = options.pop("plan", None)
+        app = self.app
+        saved_root, saved_vars = app.root, app.release_vars
+        made: dict[str, Any] = {}
+
+        async def prepare(artifacts: list[Path]) -> None:
+            release = self.records.store_release(*self._release_files(artifacts))
+            hold = self.records.stage(stage).get("hold")
+            if hold and hold.get("release") == release["id"]:
+                raise GateError(
+                    f"release {release['id'][:12]} is on hold in stage {stage!r}: "
+                    f"{hold.get('reason', 'it was rolled back')}",
+                    fix="change the code, or lift the hold: "
+                    f"alchemy-nb hold release --stage {stage}",
+                    unmet=[f"release {release['id'][:12]} is held in {stage}"],
+                )
+            made["release"] = release
+            app.root = self.records.tree(release)  # providers read the release's copy
+            app.release_vars = {"ALCHEMY_RELEASE": str(release["id"])[:12]}
+
         async with self.records.stage_lock(stage):
-            return await self._deploy_release(stage, release, who, "deploy", options, plan=plan)
+            try:
+                result = await app.deploy(stage, prepare=prepare, password=self.password, **options)
+            except DeployError as exc:
+                if "release" in made:
+                    await self._record(
+                        "deploy",
+                        actor=who,
+                        stage=stage,
+                        release=made["release"]["id"],
+                        data={"ok": False, "error": exc.what},
+                    )
+                raise
+            finally:
+                app.root, app.release_vars = saved_root, saved_vars
+            return await self._after_deploy(stage, made["release"], who, "deploy", result)
 
     async def _deploy_release(
         self,
@@ -271,6 +315,18 @@ class Pipeline:
                 data={"ok": False, "error": exc.what},
             )
             raise
+        return await self._after_deploy(stage, release, actor, action, result, extra)
+
+    async def _after_deploy(
+        self,
+        stage: str,
+        release: dict[str, Any],
+        actor: str,
+        action: str,
+        result: RunResult,
+        extra: dict[str, Any] | None = None,
+    ) -> Outcome:
+        """Record the deploy, check health, and roll back automatically if it failed."""
         await self._record(
             action,
             actor=actor,

@@ -64,6 +64,14 @@ class Records:
         os.replace(tmp, path)
 
     # --------------------------------------------------------------- releases
+    @staticmethod
+    def release_id(files: dict[str, bytes]) -> str:
+        """The digest a release of these files has (nothing is stored)."""
+        index = {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
+        return hashlib.sha256(
+            "".join(f"{rel}\0{sha}\n" for rel, sha in sorted(index.items())).encode()
+        ).hexdigest()
+
     def store_release(self, files: dict[str, bytes], meta: dict[str, Any]) -> dict[str, Any]:
         """Store files and the release record; the same files give the same release."""
         index = {}
