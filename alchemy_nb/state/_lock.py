@@ -90,10 +90,9 @@ def _locked(path: Path, decide: Callable[[LockInfo | None], tuple[str | None, An
         raw = _read_all(fd)
         current = _parse(path, raw)
         content, result = decide(current)
-        if content is not None:
+        if content is not None:  # no fsync: after a crash of the machine, every holder is gone
             os.ftruncate(fd, 0)
             os.pwrite(fd, content.encode(), 0)
-            os.fsync(fd)
         return result
     finally:
         os.close(fd)  # closing releases the flock
