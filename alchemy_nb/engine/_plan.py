@@ -217,6 +217,14 @@ class Plan:
     def __str__(self) -> str:
         return self.render_text()
 
+    def __repr__(self) -> str:
+        c = self.counts
+        return (
+            f"Plan({self.app}/{self.stage} {self.phase.value}: {c['create']} create, "
+            f"{c['update']} update, {c['replace']} replace, {c['delete']} delete, "
+            f"{c['noop']} unchanged; {self.digest[:19]})"
+        )
+
     def render_text(self) -> str:
         """The plan as a reader wants it in a terminal or a CI log."""
         symbols = {"create": "+", "update": "~", "replace": "±", "delete": "-", "noop": " "}
@@ -301,6 +309,9 @@ class RunResult:
             "plan_digest": self.plan_digest,
             "recovered": self.recovered,
         }
+
+    def __repr__(self) -> str:
+        return f"RunResult({self.summary()})"
 
     def summary(self) -> str:
         """One line, e.g. ``up hello/dev: 1 created, 0 updated, ... (ok)``."""
