@@ -20,7 +20,10 @@ Names are loaded on first use, so ``import alchemy_nb`` stays fast.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # `import typing` alone would cost `import alchemy_nb` milliseconds
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -18,50 +18,55 @@ a server started from other code (another install or changed sources) is never u
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import signal
 import socket
 import struct
 import sys
-from pathlib import Path
-from typing import Any
+import zlib
+
+TYPE_CHECKING = False  # the client side imports as little as it can
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 __all__ = ["connect_and_run", "serve", "socket_path"]
 
-_PACKAGE = Path(__file__).resolve().parent.parent
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 _CHILD_ENV = "ALCHEMY_NB_SERVER_CHILD"
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 def enabled() -> bool:
     """Whether this command should go through the server."""
-    return os.environ.get("ALCHEMY_NB_SERVER", "").lower() in (
-        "1",
-        "on",
-        "true",
-        "yes",
-    ) and not os.environ.get(_CHILD_ENV)
+    return os.environ.get("ALCHEMY_NB_SERVER", "").lower() in ("1", "on", "true", "yes") and (
+        not os.environ.get(_CHILD_ENV)
+    )
 
 
 def _fingerprint() -> str:
     """Identifies the code a server runs: interpreter, package location and sources."""
-    h = hashlib.sha256(f"{sys.executable}\0{_PACKAGE}".encode())
-    for path in sorted(_PACKAGE.rglob("*.py")):
-        stat = path.stat()
-        h.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
-    return h.hexdigest()[:16]
+    parts = [sys.executable, _PACKAGE]
+    for folder, dirs, files in os.walk(_PACKAGE):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith(".py"):
+                stat = os.stat(os.path.join(folder, name))
+                parts.append(f"{folder}/{name}:{stat.st_mtime_ns}:{stat.st_size}")
+    data = "\n".join(parts).encode()
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
-def socket_path() -> Path:
+def socket_path() -> str:
     """The server's socket, in a folder only this user can enter."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/alchemy-nb-{os.getuid()}"
-    folder = Path(base) / "alchemy-nb" if os.environ.get("XDG_RUNTIME_DIR") else Path(base)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if folder.stat().st_uid != os.getuid() or folder.stat().st_mode & 0o077:
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    folder = os.path.join(runtime, "alchemy-nb") if runtime else f"/tmp/alchemy-nb-{os.getuid()}"
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    info = os.stat(folder)
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
         raise PermissionError(f"{folder} must belong to you and be private (mode 700)")
-    return folder / f"server-{_fingerprint()}.sock"
+    return os.path.join(folder, f"server-{_fingerprint()}.sock")
 
 
 def _send(conn: socket.socket, data: dict[str, Any], fds: list[int] | None = None) -> None:
@@ -162,8 +167,11 @@ def _umask() -> int:
 
 
 # ------------------------------------------------------------------------ server
-def serve(path: Path) -> None:
-    """Accept commands on ``path`` until idle; each runs in a forked child."""
+def serve(where: str | Path) -> None:
+    """Accept commands on ``where`` until idle; each runs in a forked child."""
+    from pathlib import Path
+
+    path = Path(where)
     # What every command needs, imported once here.
     import asyncio  # noqa: F401
 
@@ -285,4 +293,4 @@ def _watch(conn: socket.socket) -> None:
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]))
+    serve(sys.argv[1])

@@ -1,0 +1,494 @@
+"""The ``alchemy-nb`` command's parser and commands: a thin shell over the library API.
+
+Results go to stdout (one JSON object with ``--json``); progress and logs go to stderr.
+Exit codes: 0 success, 1 failure, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import AlchemyError, ConfigError, DeployError
+
+__all__ = ["run"]
+
+EPILOG = """\
+examples:
+  alchemy-nb plan --stage dev                 what a deploy would change
+  alchemy-nb plan --out plan.json             save a plan; deploy applies exactly it
+  alchemy-nb deploy --plan plan.json
+  alchemy-nb deploy --stage prod --json       one JSON object on stdout
+  alchemy-nb read                             outputs of the deployed stage
+  alchemy-nb status                           resources, lock and unfinished work
+  alchemy-nb unlock 3f9a0c12d4e5              break a lock by naming it
+  alchemy-nb destroy --stage dev
+
+environment:
+  STAGE, ALCHEMY_STAGE    default stage (else "dev")
+  ALCHEMY_PASSWORD        password that seals secrets in state
+  ALCHEMY_LOCK_TIMEOUT    seconds to wait for a stage lock (default 60)
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # usage errors: exit 2 with a hint
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n(see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--stage", "-s", help="stage to act on (default: $STAGE, $ALCHEMY_STAGE, then 'dev')"
+    )
+    common.add_argument(
+        "--program",
+        "-p",
+        default="alchemy_run.py",
+        metavar="PATH",
+        help="program file defining `app` (default: ./alchemy_run.py)",
+    )
+    common.add_argument(
+        "--json", action="store_true", help="print exactly one JSON object on stdout"
+    )
+    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    common.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+    common.add_argument(
+        "--password-file",
+        metavar="PATH",
+        help="read the secrets password from a file (else $ALCHEMY_PASSWORD)",
+    )
+
+    writer = _Parser(add_help=False)
+    writer.add_argument(
+        "--concurrency", "-c", type=int, metavar="N", help="provider calls at once (default 32)"
+    )
+    writer.add_argument(
+        "--lock-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long to wait for the stage lock (default $ALCHEMY_LOCK_TIMEOUT or 60)",
+    )
+    writer.add_argument(
+        "--plan",
+        dest="plan_file",
+        metavar="FILE",
+        help="apply exactly this saved plan, or refuse if anything changed",
+    )
+
+    parser = _Parser(
+        prog="alchemy-nb",
+        description="Infrastructure as code for Python notebooks: plan, deploy, read and "
+        "destroy the stages of an app.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"alchemy-nb {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("plan", parents=[common], help="show what a deploy would change")
+    p.add_argument("--out", metavar="FILE", help="save the plan as JSON for `deploy --plan`")
+    p.add_argument("--destroy", action="store_true", help="plan a destroy instead")
+    dp = sub.add_parser(
+        "deploy",
+        parents=[common, writer],
+        help="phase up: apply changes, then delete what is no longer declared",
+    )
+    dp.add_argument(
+        "--auto",
+        action="store_true",
+        help="deploy every stage whose configuration says auto_deploy = true (for CI on push)",
+    )
+    sub.add_parser("read", parents=[common], help="phase read: print outputs from state")
+    sub.add_parser(
+        "destroy",
+        parents=[common, writer],
+        help="phase destroy: delete every resource of the stage",
+    )
+    sub.add_parser(
+        "status", parents=[common], help="resources in state, the stage lock and unfinished work"
+    )
+    lg = sub.add_parser("logs", parents=[common], help="a local worker's output")
+    lg.add_argument("worker", metavar="WORKER", help="the worker's resource id")
+    lg.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    lg.add_argument(
+        "--lines",
+        "-n",
+        type=int,
+        default=200,
+        metavar="N",
+        help="how many of the last lines to show first (default 200)",
+    )
+    sub.add_parser(
+        "dev",
+        parents=[common, writer],
+        help="deploy locally, redeploy on every change, stream logs; Ctrl-C stops it",
+    )
+    from ._promotion import add_commands
+
+    add_commands(sub, common)
+    u = sub.add_parser("unlock", parents=[common], help="break a stage lock by naming it")
+    u.add_argument(
+        "lock_id", metavar="LOCK_ID", help="the id that `status` or the lock error shows"
+    )
+    return parser
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse the arguments and run the command (see :func:`alchemy_nb.cli.main`)."""
+    args = _parser().parse_args(argv)
+    out = _Output(args)
+    try:
+        code = _dispatch(args, out)
+    except KeyboardInterrupt:
+        out.fail_message("interrupted; run the same command again to resume")
+        return 130
+    except AlchemyError as exc:
+        return out.error(exc)
+    except Exception as exc:  # a bug of ours: say so, never hide it
+        if args.debug:
+            traceback.print_exc()
+        out.fail_message(
+            f"internal error: {type(exc).__name__}: {exc} "
+            "(run with --debug for the traceback and please report it)"
+        )
+        if args.json:
+            out.emit({"ok": False, "error": {"type": "InternalError", "message": str(exc)}})
+        return 1
+    return code
+
+
+class _Output:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.json = args.json
+        self.quiet = args.quiet
+
+    def emit(self, data: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(data, indent=None, default=str) + "\n")
+        sys.stdout.flush()
+
+    def emit_list(self, rows: list[Any]) -> None:
+        sys.stdout.write(json.dumps(rows, default=str) + "\n")
+        sys.stdout.flush()
+
+    def log(self, line: str) -> None:
+        if not self.quiet:
+            sys.stderr.write(line + "\n")
+
+    def fail_message(self, message: str) -> None:
+        sys.stderr.write(f"error: {message}\n")
+
+    def error(self, exc: AlchemyError) -> int:
+        if self.args.debug:
+            traceback.print_exception(exc)
+        self.fail_message(str(exc))
+        if self.json:
+            data: dict[str, Any] = {
+                "ok": False,
+                "command": self.args.command,
+                "error": exc.to_json(),
+            }
+            if isinstance(exc, DeployError) and exc.result is not None:
+                data.update({k: v for k, v in exc.result.to_json().items() if k != "ok"})
+            self.emit(data)
+        return exc.exit_code
+
+    def reporter(self) -> Callable[..., None]:
+        symbols = {
+            "create": "+ created",
+            "update": "~ updated",
+            "replace": "± replaced",
+            "delete": "- deleted",
+        }
+
+        def report(event: str, **data: Any) -> None:
+            if event == "resource.done":
+                self.log(
+                    f"  {symbols.get(data['action'], data['action'])} {data['kind']} {data['id']}"
+                )
+            elif event == "resource.failed":
+                self.log(f"  ! failed {data['kind']} {data['id']}: {data['error']}")
+            elif event == "resource.note":
+                self.log(f"  note: {data['kind']} {data['id']}: {data['note']}")
+            elif event == "lock.wait":
+                self.log(f"waiting for the stage lock: {data['holder'].describe()}")
+            elif event == "lock.takeover":
+                self.log(f"took over a lock whose holder is gone: {data['holder'].describe()}")
+            elif event == "recover":
+                self.log(f"resuming an interrupted run ({data['entries']} journal entries)")
+
+        return report
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    if args.password_file:
+        try:
+            return Path(args.password_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the password file: {exc.strerror}",
+                where=args.password_file,
+                fix="check the path",
+            ) from None
+    return None
+
+
+def _lock_timeout(args: argparse.Namespace) -> float | None:
+    if getattr(args, "lock_timeout", None) is not None:
+        return float(args.lock_timeout)
+    env = os.environ.get("ALCHEMY_LOCK_TIMEOUT")
+    if env:
+        try:
+            return float(env)
+        except ValueError:
+            raise ConfigError(
+                f"ALCHEMY_LOCK_TIMEOUT is not a number: {env!r}", fix="set it to seconds, e.g. 60"
+            ) from None
+    return None
+
+
+def _dispatch(args: argparse.Namespace, out: _Output) -> int:
+    import asyncio
+
+    from ..engine import App, Plan, default_stage, load_program
+
+    if args.command == "unlock":
+        return _unlock(args, out)
+    if args.stage is not None and not args.stage:
+        raise ConfigError("--stage is empty", fix="pass a stage name, e.g. --stage dev")
+    stage = args.stage or default_stage()
+    app: App = load_program(args.program)
+    password = _password(args)
+    saved = Plan.load(args.plan_file) if getattr(args, "plan_file", None) else None
+    concurrency = getattr(args, "concurrency", None)
+    if concurrency is not None and concurrency < 1:
+        raise ConfigError(
+            f"--concurrency must be at least 1, not {concurrency}",
+            fix="pass --concurrency 16 or more",
+        )
+
+    if args.command == "plan":
+        from ..promotion import Ledger, Pipeline, resolve_actor
+
+        if args.destroy:
+            plan = asyncio.run(app.plan(stage, destroy=True, password=password))
+        else:  # as a deploy will see it (its release's vars included)
+            plan = asyncio.run(Pipeline(app, password=password).plan(stage))
+
+        asyncio.run(
+            Ledger(app.state, app.name).record(
+                "plan",
+                actor=resolve_actor(),
+                stage=stage,
+                data={"digest": plan.digest, "phase": plan.phase.value, "counts": plan.counts},
+            )
+        )
+        if args.out:
+            plan.save(args.out)
+            out.log(f"plan saved to {args.out} (digest {plan.digest})")
+        if out.json:
+            out.emit({"ok": True, **plan.to_json()})
+        else:
+            print(plan.render_text())
+        return 0
+    if args.command == "deploy" and args.auto:
+        return _deploy_auto(app, args, out, password, concurrency)
+    if args.command == "deploy":
+        from ..promotion import Pipeline
+
+        outcome = asyncio.run(
+            Pipeline(app, password=password).deploy(
+                stage,
+                plan=saved,
+                concurrency=concurrency,
+                lock_timeout=_lock_timeout(args),
+                reporter=out.reporter(),
+            )
+        )
+        result = outcome.result
+        assert result is not None  # a deploy always has one
+        out.log(result.summary() + f" (release {outcome.release[:12]})")
+        for probe in outcome.probes:
+            out.log(
+                f"  health {'ok' if probe.ok else 'FAILED'}: {probe.worker} {probe.url} "
+                f"{probe.detail}"
+            )
+        if outcome.rolled_back_to:
+            out.log(f"health check failed: rolled back to {outcome.rolled_back_to[:12]}")
+        if out.json:
+            out.emit({**result.to_json(), **outcome.to_json(), "ok": outcome.healthy})
+        else:
+            _print_outputs(result.outputs_masked)
+        return 0 if outcome.healthy else 1
+    if args.command == "destroy":
+        result = asyncio.run(
+            app.destroy(
+                stage,
+                plan=saved,
+                concurrency=concurrency,
+                password=password,
+                lock_timeout=_lock_timeout(args),
+                reporter=out.reporter(),
+            )
+        )
+        out.log(result.summary())
+        if out.json:
+            out.emit(result.to_json())
+        return 0
+    if args.command == "read":
+        result = asyncio.run(app.read(stage, password=password))
+        if out.json:
+            out.emit(result.to_json())
+        else:
+            _print_outputs(result.outputs_masked)
+        return 0
+    from ._promotion import COMMANDS, run_command
+
+    if args.command in COMMANDS:
+        return run_command(app, args, out, args.stage)
+    if args.command == "logs":
+        return _logs(app, stage, args, out)
+    if args.command == "dev":
+        from ._dev import run_dev
+
+        return run_dev(app, stage, args, out)
+    if args.command == "status":
+        status = asyncio.run(app.status(stage))
+        if out.json:
+            out.emit({"ok": True, **status.to_json()})
+        else:
+            _print_status(status)
+        return 0
+    raise ConfigError(f"unknown command {args.command!r}", fix="see alchemy-nb --help")
+
+
+def _deploy_auto(
+    app: Any, args: argparse.Namespace, out: _Output, password: str | None, concurrency: int | None
+) -> int:
+    """``deploy --auto``: every auto_deploy stage, in configuration order; a held release
+    is skipped with a note (a rollback's hold stops automatic deploys)."""
+    import asyncio
+
+    from ..errors import GateError
+    from ..promotion import Pipeline
+
+    if args.stage:
+        raise ConfigError(
+            "--auto deploys the stages the configuration names; drop --stage",
+            fix="use either --auto or --stage NAME",
+        )
+    stages = [name for name, conf in app.config.stages.items() if conf.auto_deploy]
+    if not stages:
+        raise ConfigError(
+            "no stage has auto_deploy = true",
+            where=app.config.source,
+            fix="set auto_deploy = true on the stages CI should deploy",
+        )
+    pipeline = Pipeline(app, password=password)
+    results: list[dict[str, Any]] = []
+    code = 0
+    for name in stages:
+        try:
+            outcome = asyncio.run(
+                pipeline.deploy(
+                    name,
+                    concurrency=concurrency,
+                    lock_timeout=_lock_timeout(args),
+                    reporter=out.reporter(),
+                )
+            )
+        except GateError as exc:
+            out.log(f"{name}: skipped: {exc.what}")
+            results.append({"stage": name, "skipped": exc.what})
+            continue
+        out.log(
+            f"{name}: release {outcome.release[:12]} "
+            f"{'healthy' if outcome.healthy else 'UNHEALTHY'}"
+        )
+        results.append(outcome.to_json())
+        code = code or (0 if outcome.healthy else 1)
+    if out.json:
+        out.emit({"ok": code == 0, "stages": results})
+    return code
+
+
+def _logs(app: Any, stage: str, args: argparse.Namespace, out: _Output) -> int:
+    import time
+
+    folder = app.root / ".alchemy" / app.name / stage / "local" / "logs"
+    path = folder / f"{args.worker}.log"
+    if not path.exists():
+        known = sorted(p.stem for p in folder.glob("*.log") if p.stem != "supervisor")
+        raise ConfigError(
+            f"no logs for worker {args.worker!r} in stage {stage!r}",
+            where=str(folder),
+            fix=(
+                f"workers with logs: {', '.join(known)}"
+                if known
+                else f"deploy the stage first: alchemy-nb deploy --stage {stage}"
+            ),
+        )
+    with open(path, "rb") as fh:
+        lines = fh.read().decode(errors="replace").splitlines()[-args.lines :] if args.lines else []
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+        while args.follow:
+            chunk = fh.read()
+            if chunk:
+                sys.stdout.write(chunk.decode(errors="replace"))
+                sys.stdout.flush()
+            else:
+                time.sleep(0.2)
+    return 0
+
+
+def _unlock(args: argparse.Namespace, out: _Output) -> int:
+    import asyncio
+
+    from ..state import FileStore
+
+    root = Path(args.program).resolve().parent
+    info = asyncio.run(FileStore(root / ".alchemy").break_lock(args.lock_id))
+    out.log(f"broke {info.describe()}")
+    if out.json:
+        out.emit({"ok": True, "unlocked": info.to_json()})
+    return 0
+
+
+def _print_outputs(outputs: dict[str, Any]) -> None:
+    if not outputs:
+        return
+    print("Outputs:")
+    for key, value in outputs.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        print(f"  {key} = {text}")
+
+
+def _print_status(status: Any) -> None:
+    print(f"{status.app}/{status.stage}: {len(status.resources)} resource(s)")
+    if status.resources:
+        width = max(len(r["id"]) for r in status.resources)
+        kwidth = max(len(r["kind"] or "") for r in status.resources)
+        for r in status.resources:
+            print(
+                f"  {r['id']:<{width}}  {r['kind']:<{kwidth}}  {r['status']:<9}  "
+                f"{r['updated'] or ''}"
+            )
+    if status.lock is not None:
+        print(f"locked: {status.lock.describe()}")
+    if status.interrupted:
+        print("unfinished work from an interrupted run: `alchemy-nb deploy` finishes it")
+    _print_outputs(status.outputs)
