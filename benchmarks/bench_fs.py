@@ -38,14 +38,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _peers import install_peer
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 VENV_BIN = REPO / ".venv" / "bin"
 PEERS = HERE / ".peers"
 # The read-only peer harnesses sit beside the repository, in shared/bench/ (a folder holding
 # alchemy-ts/); ALCHEMY_NB_BENCH_PEERS names another such folder.
-PEERS_ENV = "ALCHEMY_NB_BENCH_PEERS"
-DEFAULT_PEERS_SRC = REPO.parent / "shared" / "bench"
 PEER_DIR = PEERS / "alchemy-ts"
 PEER_FILES = ("bench.ts", "empty.ts", "noop.ts", "package.json", "package-lock.json")
 RESULTS = HERE / "results" / "fs.json"
@@ -458,45 +458,17 @@ def require_venv() -> None:
         raise BenchError(f"{VENV_BIN / 'alchemy-nb'} is missing: run `make test` first")
 
 
-def peer_src() -> Path:
-    """The read-only peer harness: $ALCHEMY_NB_BENCH_PEERS/alchemy-ts, else beside the repo."""
-    given = os.environ.get(PEERS_ENV)
-    src = (Path(given).expanduser() if given else DEFAULT_PEERS_SRC) / "alchemy-ts"
-    missing = [name for name in PEER_FILES if not (src / name).is_file()]
-    if missing:
-        where = f"${PEERS_ENV}={given}" if given else "the shared folder beside the repository"
-        raise BenchError(
-            f"the Alchemy peer harness is missing: {src} (from {where}) lacks "
-            f"{', '.join(missing)}. Set {PEERS_ENV} to a folder holding alchemy-ts/, "
-            "or pass --skip-peer"
-        )
-    return src.resolve()
-
-
 def setup_peer() -> Path:
     """Copy the read-only peer harness into .peers/ and install it once."""
-    src = peer_src()
-    PEER_DIR.mkdir(parents=True, exist_ok=True)
-    for name in PEER_FILES:
-        source, dst = src / name, PEER_DIR / name
-        if not dst.exists() or dst.read_bytes() != source.read_bytes():
-            shutil.copyfile(source, dst)  # not copy2: the source is read-only
-    if (PEER_DIR / "node_modules" / ".bin" / "bun").exists():
-        return src
-    npm = shutil.which("npm")
-    if npm is None:
-        raise BenchError("npm is not installed: install Node.js, or pass --skip-peer")
-    progress(f"installing the peer in {PEER_DIR} (npm ci, ~600 MB, once)")
-    proc = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"],
-        cwd=PEER_DIR,
-        stdout=sys.stderr,
-        stderr=subprocess.STDOUT,
-        check=False,
+    return install_peer(
+        "alchemy-ts",
+        "Alchemy",
+        PEER_FILES,
+        PEER_DIR,
+        PEER_DIR / "node_modules" / ".bin" / "bun",
+        error=BenchError,
+        progress=progress,
     )
-    if proc.returncode != 0 or not (PEER_DIR / "node_modules" / ".bin" / "bun").exists():
-        raise BenchError("npm ci failed in the peer folder; see above, or pass --skip-peer")
-    return src
 
 
 def versions(peer: bool) -> dict[str, str]:

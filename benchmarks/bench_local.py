@@ -46,13 +46,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from _peers import install_peer
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 VENV_BIN = REPO / ".venv" / "bin"
 CLI = VENV_BIN / "alchemy-nb"
 PEERS = HERE / ".peers"
-PEERS_ENV = "ALCHEMY_NB_BENCH_PEERS"
-DEFAULT_PEERS_SRC = REPO.parent / "shared" / "bench"
 PEER_DIR = PEERS / "miniflare"
 PEER_FILES = ("package.json", "package-lock.json", "server.mjs", "worker.mjs")
 RESULTS = HERE / "results" / "local.json"
@@ -593,48 +593,17 @@ def require_tools(skip_peer: bool) -> None:
         raise BenchError("node is not installed: install Node.js, or pass --skip-peer")
 
 
-def peer_src() -> Path:
-    """The read-only peer harness: $ALCHEMY_NB_BENCH_PEERS/miniflare, else beside the repo."""
-    given = os.environ.get(PEERS_ENV)
-    src = (Path(given).expanduser() if given else DEFAULT_PEERS_SRC) / "miniflare"
-    missing = [name for name in PEER_FILES if not (src / name).is_file()]
-    if missing:
-        where = f"${PEERS_ENV}={given}" if given else "the shared folder beside the repository"
-        raise BenchError(
-            f"the Miniflare peer harness is missing: {src} (from {where}) lacks "
-            f"{', '.join(missing)}. Set {PEERS_ENV} to a folder holding miniflare/, "
-            "or pass --skip-peer"
-        )
-    return src.resolve()
-
-
 def setup_peer() -> Path:
     """Copy the read-only peer harness into .peers/ and install it once."""
-    src = peer_src()
-    PEER_DIR.mkdir(parents=True, exist_ok=True)
-    changed = False
-    for name in PEER_FILES:
-        source, dst = src / name, PEER_DIR / name
-        if not dst.exists() or dst.read_bytes() != source.read_bytes():
-            shutil.copyfile(source, dst)  # not copy2: the source is read-only
-            changed |= name.startswith("package")
-    installed = PEER_DIR / "node_modules" / "miniflare" / "package.json"
-    if installed.exists() and not changed:
-        return src
-    npm = shutil.which("npm")
-    if npm is None:
-        raise BenchError("npm is not installed: install Node.js, or pass --skip-peer")
-    progress(f"installing the peer in {PEER_DIR} (npm ci, once)")
-    proc = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"],
-        cwd=PEER_DIR,
-        stdout=sys.stderr,
-        stderr=subprocess.STDOUT,
-        check=False,
+    return install_peer(
+        "miniflare",
+        "Miniflare",
+        PEER_FILES,
+        PEER_DIR,
+        PEER_DIR / "node_modules" / "miniflare" / "package.json",
+        error=BenchError,
+        progress=progress,
     )
-    if proc.returncode != 0 or not installed.exists():
-        raise BenchError("npm ci failed in the peer folder; see above, or pass --skip-peer")
-    return src
 
 
 def write_bench_app(folder: Path) -> None:
