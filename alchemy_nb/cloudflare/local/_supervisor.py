@@ -59,6 +59,7 @@ class Supervisor:
         self.workers: dict[str, Managed] = {}
         self.done = asyncio.Event()
         self.lock = asyncio.Lock()
+        self.draining: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         path = control_socket_path(self.folder)
@@ -82,6 +83,8 @@ class Supervisor:
             server.close()
             for managed in list(self.workers.values()):
                 await self.remove(managed.name)
+            if self.draining:  # old versions still finishing their requests
+                await asyncio.wait(set(self.draining), timeout=15)
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             with contextlib.suppress(FileNotFoundError):
@@ -166,8 +169,10 @@ class Supervisor:
         managed.proc, managed.config, managed.version = started, config, version
         managed.watcher = asyncio.create_task(self.watch(managed, started))
         self.mark_serving(managed)
-        if old is not None:
-            await _stop(old)
+        if old is not None:  # it drains in the background; the deploy need not wait
+            task = asyncio.create_task(_stop(old))
+            self.draining.add(task)
+            task.add_done_callback(self.draining.discard)
         return {"ok": True, "port": managed.port, "pid": started.pid}
 
     async def start(
