@@ -138,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     from ._promotion import add_commands
 
     add_commands(sub, common)
+    from ..wrangler import _cli as wrangler_cli
+
+    wrangler_cli.add_commands(sub, common)
     u = sub.add_parser("unlock", parents=[common], help="break a stage lock by naming it")
     u.add_argument(
         "lock_id", metavar="LOCK_ID", help="the id that `status` or the lock error shows"
@@ -262,14 +265,20 @@ def _lock_timeout(args: argparse.Namespace) -> float | None:
 def _dispatch(args: argparse.Namespace, out: _Output) -> int:
     import asyncio
 
-    from ..engine import App, Plan, default_stage, load_program
+    from ..engine import App, Plan, default_stage
 
     if args.command == "unlock":
         return _unlock(args, out)
     if args.stage is not None and not args.stage:
         raise ConfigError("--stage is empty", fix="pass a stage name, e.g. --stage dev")
+    if args.command in ("import", "export"):
+        from ..wrangler._cli import run_command as run_wrangler_command
+
+        return run_wrangler_command(args, out)
     stage = args.stage or default_stage()
-    app: App = load_program(args.program)
+    from ..wrangler import resolve_app  # alchemy_run.py, else a wrangler project
+
+    app: App = resolve_app(args)
     password = _password(args)
     saved = Plan.load(args.plan_file) if getattr(args, "plan_file", None) else None
     concurrency = getattr(args, "concurrency", None)
