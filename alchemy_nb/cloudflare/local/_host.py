@@ -7,6 +7,7 @@ listening socket) and ``ALCHEMY_NB_READY_FD`` (written once the worker serves).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -52,6 +53,9 @@ class _Server(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()  # the shared socket stays open in the supervisor and the new version
+        if self.ready_fd >= 0:  # tell the supervisor: new connections now go to the new version
+            with contextlib.suppress(OSError):
+                os.write(self.ready_fd, b"closed\n")
         _DRAINING[0] = True
         deadline = time.monotonic() + 1.0
         while self.server_state.connections and time.monotonic() < deadline:
@@ -61,9 +65,7 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.ready_fd >= 0 and not self.should_exit:
-            os.write(self.ready_fd, b"ready\n")
-            os.close(self.ready_fd)
-            self.ready_fd = -1
+            os.write(self.ready_fd, b"ready\n")  # kept open: "closed" follows on shutdown
 
 
 def main() -> None:

@@ -169,7 +169,10 @@ class Supervisor:
         managed.proc, managed.config, managed.version = started, config, version
         managed.watcher = asyncio.create_task(self.watch(managed, started))
         self.mark_serving(managed)
-        if old is not None:  # it drains in the background; the deploy need not wait
+        if old is not None:
+            # Once the old version stops accepting, every new connection reaches the new
+            # one; it finishes its open requests in the background.
+            await _stop_accepting(old)
             task = asyncio.create_task(_stop(old))
             self.draining.add(task)
             task.add_done_callback(self.draining.discard)
@@ -200,7 +203,8 @@ class Supervisor:
                 pass_fds=(managed.listener.fileno(), write_fd),
             )
         os.close(write_fd)
-        ready = await _wait_ready(read_fd, proc)
+        _SIGNALS[proc.pid] = read_fd  # the worker says "ready", later "closed", on it
+        ready = await _wait_for(proc, b"ready", READY_TIMEOUT)
         if ready:
             return proc, ""
         if proc.returncode is None:
@@ -271,41 +275,66 @@ def _listen(port: int) -> tuple[socket.socket, int, str]:
     return sock, sock.getsockname()[1], note
 
 
-async def _wait_ready(read_fd: int, proc: asyncio.subprocess.Process) -> bool:
+_SIGNALS: dict[int, int] = {}  # worker pid -> the read end of its signal pipe
+
+
+async def _wait_for(proc: asyncio.subprocess.Process, word: bytes, timeout: float) -> bool:
+    """Wait until the worker writes ``word`` on its signal pipe (False if it exits first)."""
+    fd = _SIGNALS.get(proc.pid)
+    if fd is None:
+        return False
     loop = asyncio.get_running_loop()
-    ready = loop.create_future()
+    said = loop.create_future()
+    buffer = bytearray()
 
     def on_readable() -> None:
-        data = os.read(read_fd, 64)
-        if not ready.done():
-            ready.set_result(data.startswith(b"ready"))
+        try:
+            data = os.read(fd, 64)
+        except OSError:
+            data = b""
+        buffer.extend(data)
+        if not said.done() and (word in buffer or not data):
+            said.set_result(word in buffer)
 
-    loop.add_reader(read_fd, on_readable)
+    loop.add_reader(fd, on_readable)
     exited = asyncio.ensure_future(proc.wait())
     try:
         done, _ = await asyncio.wait(
-            {ready, exited}, timeout=READY_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+            {said, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
-        return ready in done and bool(ready.result())
+        return said in done and bool(said.result())
     finally:
-        loop.remove_reader(read_fd)
-        os.close(read_fd)
+        loop.remove_reader(fd)
         if not exited.done():
             exited.cancel()
 
 
-async def _stop(proc: asyncio.subprocess.Process, grace: float = 10.0) -> None:
-    """Ask a worker to finish what it serves and stop; insist after ``grace`` seconds."""
+async def _stop_accepting(proc: asyncio.subprocess.Process, timeout: float = 5.0) -> None:
+    """SIGTERM, then wait until the worker says it closed its listener (or exits)."""
     if proc.returncode is not None:
         return
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(signal.SIGTERM)
+    await _wait_for(proc, b"closed", timeout)
+
+
+async def _stop(proc: asyncio.subprocess.Process, grace: float = 10.0) -> None:
+    """Ask a worker to finish what it serves and stop; insist after ``grace`` seconds."""
     try:
-        await asyncio.wait_for(proc.wait(), grace)
-    except TimeoutError:
+        if proc.returncode is not None:
+            return
         with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
+            proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), grace)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+    finally:
+        fd = _SIGNALS.pop(proc.pid, None)
+        if fd is not None:
+            os.close(fd)
 
 
 def _read_from(path: Path, offset: int, limit: int = 4000) -> str:
