@@ -138,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     from ._promotion import add_commands
 
     add_commands(sub, common)
+    from . import _runbook
+
+    _runbook.add_commands(sub, common)
     from ..wrangler import _cli as wrangler_cli
 
     wrangler_cli.add_commands(sub, common)
@@ -269,6 +272,10 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
 
     if args.command == "unlock":
         return _unlock(args, out)
+    if args.command == "runbook":
+        from ._runbook import run_command as run_runbook_command
+
+        return run_runbook_command(args, out)
     if args.stage is not None and not args.stage:
         raise ConfigError("--stage is empty", fix="pass a stage name, e.g. --stage dev")
     if args.command in ("import", "export"):
