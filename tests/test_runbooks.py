@@ -266,6 +266,8 @@ def test_each_failure_kind_has_its_exit_code_and_an_error_cell(
     files_app: Path, mode: str, args: list[str], code: int, needle: str, cell: str
 ) -> None:
     got, data, err = runbook(files_app, "promote", "-p", "to", "prod", *args, RUNBOOK_TEST=mode)
+    kernel_log = Path(data["notebook"]).with_suffix(".kernel.log").read_text()
+    assert TOKEN not in kernel_log and "without encryption" not in kernel_log
     assert got == code, err
     line = err.splitlines()[0]
     assert needle in line and f'"{cell}' in line, line

@@ -324,6 +324,10 @@ def _finish(
         text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
         path.write_text(text, encoding="utf-8")
         digest = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    kernel_log = path.with_suffix(".kernel.log")
+    if kernel_log.exists():  # the kernel's stderr: scrubbed like the notebook
+        raw = kernel_log.read_text(encoding="utf-8", errors="replace")
+        kernel_log.write_text(scrub_text(raw, params), encoding="utf-8")
     results = read_results(path) if nb is not None else {}
     if code == EXIT_OK:
         summary = results.get("summary") or {}
