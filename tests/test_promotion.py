@@ -459,3 +459,25 @@ def test_stage_vars_override_the_programs_in_every_worker(tmp_path: Path) -> Non
     finally:
         run(app.destroy("staging"))
         run(app.destroy("prod"))
+
+
+def test_a_gate_holds_for_a_program_with_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan digest a gate binds to must not change from run to run because of secrets."""
+    monkeypatch.setenv("ALCHEMY_PASSWORD", "pw")
+    monkeypatch.setenv("API_TOKEN", "t0ken-value")
+    p = make(tmp_path)
+    program = tmp_path / "alchemy_run.py"
+    program.write_text(
+        program.read_text().replace(
+            "    return {",
+            "    from things import Thing\n"
+            "    Thing('t', token=alchemy_nb.Secret.env('API_TOKEN'))\n    return {",
+        )
+    )
+    p = Pipeline(alchemy_nb.load_program(program))
+    rel = staged(p)
+    run(p.request_gate("prod"))
+    run(p.approve("prod", rel, actor="bob"))
+    assert run(p.promote("prod")).healthy  # not "the plan changed since the gate"

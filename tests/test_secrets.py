@@ -149,3 +149,15 @@ def test_secrets_stay_out_of_cli_output_and_state(tmp_path: Path) -> None:
     proc = cli(tmp_path, "deploy", env={"API_TOKEN": PLAIN})
     assert proc.returncode == 1
     assert "ALCHEMY_PASSWORD" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_plans_of_a_program_with_secrets_are_stable_before_the_first_deploy(
+    tmp_path: Path,
+) -> None:
+    """A gate binds to a plan digest: two plans of the same program and state must agree,
+    even before the stage holds any secret (and so any salt) of its own."""
+    app = secret_app(tmp_path)
+    first, second = run(app.plan("prod")), run(app.plan("prod"))
+    assert first.digest == second.digest
+    run(app.deploy("prod", plan=second))  # the saved plan applies
+    assert run(app.plan("prod")).digest == run(app.plan("prod")).digest

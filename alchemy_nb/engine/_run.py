@@ -270,6 +270,8 @@ class Run:
         self.settings = app.settings(stage.name)
         self.state = StageState(app.name, stage.name)
         self._box: Any = None
+        self._plan_box: Any = None
+        self._secret_seen = False
         self._unsaved_meta: list[Entry] = []
         self.delete_errors: dict[str, BaseException] = {}
         self._providers: dict[type[Any], Provider[Any, Any]] = {}
@@ -420,9 +422,23 @@ class Run:
             return {"@ref": f"{r.resource.id}.{r.name}"} if declared else UNKNOWN
 
         def secret(s: Secret) -> Any:
-            return {"@secret": self.box(create=True).mac(s.reveal())}
+            self._secret_seen = True
+            box = self.plan_box() if declared else self.box(create=True)
+            return {"@secret": box.mac(s.reveal())}
 
         return encode(value, {Secret: secret, _Referable: resource, Ref: ref}, skip_defaults=True)
+
+    def plan_box(self) -> Any:
+        """The box for secrets in a plan's declared digests: stable across runs."""
+        if self._plan_box is None:
+            from ..state._crypto import SecretBox
+
+            self.box(create=True)  # the same checks: a password is set, and it is the right one
+            assert self.password is not None
+            self._plan_box = SecretBox.for_plans(
+                self.password, f"{self.app.name}/{self.stage.name}"
+            )
+        return self._plan_box
 
     @staticmethod
     def encode_display(value: Any) -> Any:
@@ -556,7 +572,9 @@ class Run:
         planned: dict[str, Action],
     ) -> Change:
         deps = tuple(d.id for d in res.dependencies())
+        self._secret_seen = False
         declared_body = canonical_json(self.encode_digest(res.props, declared=True))
+        same_body = not deps and not self._secret_seen  # else the digest forms differ
         declared = digest(res.kind, declared_body)
 
         def change(
@@ -581,7 +599,7 @@ class Run:
         props = self.resolve(res)
         dig = None
         if props is not None:
-            body = None if deps else declared_body  # without refs both forms are the same
+            body = declared_body if same_body else None
             dig = self.resource_digest(res, props, body)
             if status in SETTLED and dig == rec.get("digest"):
                 drift = self._check(res, props, rec)

@@ -61,6 +61,14 @@ class SecretBox:
         return box
 
     @classmethod
+    def for_plans(cls, password: str, scope: str) -> SecretBox:
+        """A box whose macs depend only on the password and ``scope`` (app/stage), not on
+        state: plans made before and after a stage's first secret agree, so a gate's plan
+        digest holds. Used for macs only, never to seal."""
+        salt = hashlib.sha256(f"alchemy-nb plan macs\0{scope}".encode()).digest()[:16]
+        return cls(password, {"kdf": "scrypt", "n": _N, "r": _R, "p": _P, "salt": _b64(salt)})
+
+    @classmethod
     def open(cls, password: str, params: dict[str, Any], *, where: str) -> SecretBox:
         """The box for stored ``params``; a wrong password is a clear SecretError."""
         box = cls(password, params)
