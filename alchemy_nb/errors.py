@@ -2,7 +2,8 @@
 
     AlchemyError                 the root: catch this to catch everything we raise
     ├── ConfigError              bad input: an invalid id or prop, a broken program file
-    │   └── ProgramError         the user's program raised while it ran
+    │   ├── ProgramError         the user's program raised while it ran
+    │   └── ParameterError       a runbook parameter is missing, misspelt or mistyped
     ├── SecretError              a missing or wrong password, an unset secret variable
     ├── StateError               the state store cannot be read or written
     │   └── StateCorruptError    a damaged record; names the file and the line
@@ -12,7 +13,8 @@
     ├── DeployError              an `up` or `destroy` finished with failed resources
     ├── GateError                a promotion or approval is refused; lists the unmet conditions
     ├── PolicyError              a policy denies, or a policy file is malformed (file and line)
-    └── LedgerError              the audit ledger is damaged or fails verification
+    ├── LedgerError              the audit ledger is damaged or fails verification
+    └── RunbookFailed            a runbook's action ran and did not succeed
 
 Each message says what failed, where (the resource's full name, the stage and the
 phase) and how to fix it. Errors from outside libraries are translated once, at the
@@ -37,10 +39,12 @@ __all__ = [
     "GateError",
     "LedgerError",
     "LockError",
+    "ParameterError",
     "PlanError",
     "PolicyError",
     "ProgramError",
     "ProviderError",
+    "RunbookFailed",
     "SecretError",
     "StateCorruptError",
     "StateError",
@@ -186,3 +190,13 @@ class PolicyError(AlchemyError):
 
 class LedgerError(AlchemyError):
     """The ledger cannot be read or appended, or its hash chain does not verify."""
+
+
+class ParameterError(ConfigError):
+    """A runbook parameter is missing, unknown (misspelt) or of the wrong type."""
+
+    exit_code = 2
+
+
+class RunbookFailed(AlchemyError):
+    """A runbook's action ran but did not succeed (e.g. an unhealthy release, rolled back)."""

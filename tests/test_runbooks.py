@@ -106,10 +106,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         )
         .replace(
             "    api = Worker(",
-            # staging only: a Secret makes the plan digest change on every plan (engine issue),
-            # which would void prod's gate
-            '    secret = {"TOKEN": alchemy_nb.Secret.env("API_TOKEN")} '
-            'if stage.name == "staging" else {}\n    api = Worker(',
+            '    secret = {"TOKEN": alchemy_nb.Secret.env("API_TOKEN")}\n    api = Worker(',
         )
     )
     assert "Secret.env" in program.read_text()

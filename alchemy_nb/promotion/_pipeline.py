@@ -594,7 +594,8 @@ class Pipeline:
         )
         return gate
 
-    def _open_gate(self, stage: str, release: str) -> dict[str, Any] | None:
+    def open_gate(self, stage: str, release: str) -> dict[str, Any] | None:
+        """The open gate for (``release``, ``stage``), if one was requested."""
         found = [
             g
             for g in self.records.gates(stage)
@@ -622,7 +623,7 @@ class Pipeline:
         rel = self.records.release(release)
         verb = "approve" if approve else "reject"
         async with self.records.stage_lock(stage):
-            gate = self._open_gate(stage, rel["id"])
+            gate = self.open_gate(stage, rel["id"])
             if gate is None:
                 raise GateError(
                     f"there is no open gate for release {rel['id'][:12]} to {stage!r}",
@@ -731,7 +732,7 @@ class Pipeline:
             for d in decisions:
                 if d.blocking:
                     unmet += [f"policy {d.policy}: {m}" for m in d.denials]
-            gate = self._open_gate(stage, rel["id"])
+            gate = self.open_gate(stage, rel["id"])
             unmet += self.gate_unmet(gate, stage, rel, digest)
             if unmet:
                 await self._record(

@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
-from ..errors import ConfigError
+from ..errors import ParameterError
 
 __all__ = [
     "ApproveParameters",
@@ -30,12 +30,6 @@ __all__ = [
     "RunbookParameters",
     "check_parameters",
 ]
-
-
-class ParameterError(ConfigError):
-    """A runbook parameter is missing, unknown (misspelt) or of the wrong type."""
-
-    exit_code = 2
 
 
 class RunbookParameters(BaseModel):

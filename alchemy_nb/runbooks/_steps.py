@@ -13,14 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import AlchemyError, ConfigError
+from ..errors import ConfigError, RunbookFailed
 
 __all__ = ["RunbookFailed", "ensure_gate", "finish", "open_pipeline", "runbook_actor"]
-
-
-class RunbookFailed(AlchemyError):
-    """The runbook's action ran but did not succeed (for example an unhealthy release,
-    rolled back automatically)."""
 
 
 def runbook_actor() -> str:
@@ -106,7 +101,7 @@ async def ensure_gate(pipeline: Any, stage: str, release: str, actor: str) -> di
         gate = await ensure_gate(pipeline, "prod", "3f9a0c12d4e5", actor)
     """
     rel = pipeline.records.release(release)["id"]
-    gate = pipeline._open_gate(stage, rel)
+    gate = pipeline.open_gate(stage, rel)
     if gate is None:
         gate = await pipeline.request_gate(stage, release=rel, actor=actor)
     return dict(gate)
