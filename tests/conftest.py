@@ -62,3 +62,11 @@ def cli(
         env=full_env,
         timeout=timeout,
     )
+
+
+def interactive() -> None:
+    """``preexec_fn`` for commands a test interrupts with Ctrl-C: a shell's background job
+    (as a CI runner may be) starts with SIGINT ignored, a terminal does not."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import run
+from conftest import interactive, run
 
 import alchemy_nb
 from alchemy_nb.cloudflare import D1Database, KVNamespace, R2Bucket, Worker
@@ -366,6 +366,7 @@ def test_dev_serves_redeploys_on_change_and_stops_on_ctrl_c(tmp_path: Path) -> N
     proc = subprocess.Popen(
         [sys.executable, "-m", "alchemy_nb", "dev"],
         cwd=tmp_path,
+        preexec_fn=interactive,  # Ctrl-C works, as in a terminal
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,

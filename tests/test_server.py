@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import write_program
+from conftest import interactive, write_program
 
 PROGRAM = """
 import asyncio, json, os
@@ -137,6 +137,7 @@ def test_ctrl_c_reaches_the_server_child(tmp_path: Path, server_env) -> None:
         [sys.executable, "-m", "alchemy_nb", "deploy"],
         cwd=tmp_path,
         env={**server_env, "SLOW": "30"},
+        preexec_fn=interactive,  # Ctrl-C works, as in a terminal
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import interactive
 
 import alchemy_nb.wrangler
 from alchemy_nb.errors import ConfigError
@@ -515,6 +516,7 @@ def test_dev_serves_a_wrangler_project_and_follows_edits(tmp_path: Path) -> None
     proc = subprocess.Popen(
         [sys.executable, "-m", "alchemy_nb", "dev"],
         cwd=tmp_path,
+        preexec_fn=interactive,  # Ctrl-C works, as in a terminal
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,

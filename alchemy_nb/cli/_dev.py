@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ def run_dev(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:
     """Deploy, then watch the app's folder and redeploy on change; Ctrl-C stops it all."""
     try:
         return asyncio.run(_dev(app, stage, args, out))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         return 0
 
 
@@ -26,6 +27,10 @@ async def _dev(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:
     from watchfiles import awatch
 
     folder = app.root / ".alchemy" / app.name / stage / "local"
+    main = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if main is not None:  # SIGTERM stops it like Ctrl-C does
+        loop.add_signal_handler(signal.SIGTERM, main.cancel)
     tail = asyncio.create_task(_stream_logs(folder / "logs"))
     try:
         await _deploy(app, stage, args, out)

@@ -126,7 +126,8 @@ def connect_and_run(argv: list[str]) -> int | None:
                 _send(conn, {"signal": signum})
 
         for signum in _FORWARDED:
-            previous[signum] = signal.signal(signum, forward)
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # what we ignore, so does it
+                previous[signum] = signal.signal(signum, forward)
         try:
             while True:
                 try:
@@ -254,6 +255,10 @@ def _child(conn: socket.socket) -> None:
         os.environ.update(request["env"])
         os.environ[_CHILD_ENV] = "1"
         os.umask(int(request["umask"]))
+        # A command behaves as if started from a shell: Ctrl-C (forwarded) interrupts it,
+        # whatever the server inherited when it was started in the background.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         import threading
 
         threading.Thread(target=_watch, args=(conn,), daemon=True).start()
