@@ -789,7 +789,9 @@ def _program_file(app: App) -> Path:
     import sys
 
     for module in list(sys.modules.values()):
-        if getattr(module, "app", None) is app and getattr(module, "__file__", None):
+        # the module's own namespace: getattr would run module __getattr__ hooks (copier's warns)
+        namespace = getattr(module, "__dict__", {})
+        if namespace.get("app") is app and namespace.get("__file__"):
             return Path(module.__file__).resolve()  # type: ignore[arg-type]
     raise ConfigError(
         f"the program file of app {app.name!r} is unknown",
