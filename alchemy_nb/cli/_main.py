@@ -141,6 +141,9 @@ def _parser() -> argparse.ArgumentParser:
     from . import _runbook
 
     _runbook.add_commands(sub, common)
+    from . import _scaffold
+
+    _scaffold.add_commands(sub, common)
     from ..wrangler import _cli as wrangler_cli
 
     wrangler_cli.add_commands(sub, common)
@@ -276,6 +279,10 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
         from ._runbook import run_command as run_runbook_command
 
         return run_runbook_command(args, out)
+    if args.command in ("new", "update"):
+        from ._scaffold import run_command as run_scaffold_command
+
+        return run_scaffold_command(args, out)
     if args.stage is not None and not args.stage:
         raise ConfigError("--stage is empty", fix="pass a stage name, e.g. --stage dev")
     if args.command in ("import", "export"):
