@@ -49,15 +49,22 @@ def test_front_door_is_sorted_and_pinned() -> None:
 def test_every_public_subpackage_has_a_sorted_all() -> None:
     import alchemy_nb.cloudflare
     import alchemy_nb.promotion
+    import alchemy_nb.runbooks
+    import alchemy_nb.scaffold
+    import alchemy_nb.wrangler
 
-    for module in (
+    modules = (
         alchemy_nb.engine,
         alchemy_nb.errors,
         alchemy_nb.fs,
         alchemy_nb.state,
         alchemy_nb.cloudflare,
         alchemy_nb.promotion,
-    ):
+        alchemy_nb.runbooks,
+        alchemy_nb.scaffold,
+        alchemy_nb.wrangler,
+    )
+    for module in modules:
         assert module.__all__ == sorted(module.__all__), module.__name__
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
@@ -90,15 +97,19 @@ def imports_of(path: Path) -> set[str]:
 def test_layers_point_down_only() -> None:
     """The engine never imports a provider, the CLI or a display; state never the engine
     (except the shared canonical-JSON helpers); providers only the engine."""
+    upper = (
+        "alchemy_nb.cli",
+        "alchemy_nb.display",
+        "alchemy_nb.runbooks",
+        "alchemy_nb.scaffold",
+        "alchemy_nb.wrangler",
+    )
     forbidden = {
-        "engine": (
-            "alchemy_nb.fs",
-            "alchemy_nb.cli",
-            "alchemy_nb.display",
-            "alchemy_nb.cloudflare",
-        ),
-        "state": ("alchemy_nb.engine", "alchemy_nb.fs", "alchemy_nb.cli"),
-        "fs": ("alchemy_nb.cli", "alchemy_nb.state"),
+        "engine": ("alchemy_nb.fs", "alchemy_nb.cloudflare", "alchemy_nb.promotion", *upper),
+        "state": ("alchemy_nb.engine", "alchemy_nb.fs", "alchemy_nb.promotion", *upper),
+        "fs": ("alchemy_nb.state", "alchemy_nb.promotion", *upper),
+        "cloudflare": ("alchemy_nb.promotion", *upper),
+        "promotion": upper,
     }
     for layer, banned in forbidden.items():
         for path in (PACKAGE / layer).rglob("*.py"):
