@@ -89,12 +89,7 @@ class KVNamespace:
     def __init__(self, path: str, *, now: Callable[[], float] = time.time) -> None:
         self._path = path
         self.now = now
-        self._conn = connect(path)
-        try:
-            self._conn.execute(_SCHEMA)
-        except BaseException:
-            self._conn.close()
-            raise
+        self._conn = connect(path, schema=_SCHEMA)
 
     def __repr__(self) -> str:
         return f"KVNamespace({self._path!r})"

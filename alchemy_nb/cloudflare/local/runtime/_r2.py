@@ -481,12 +481,7 @@ class R2Bucket:
         self._tmp = os.path.join(path, "tmp")
         os.makedirs(self._blobs, exist_ok=True)
         os.makedirs(self._tmp, exist_ok=True)
-        self._conn = connect(os.path.join(path, "r2.sqlite"))
-        try:
-            self._conn.executescript(_SCHEMA)
-        except BaseException:
-            self._conn.close()
-            raise
+        self._conn = connect(os.path.join(path, "r2.sqlite"), schema=_SCHEMA)
 
     def __repr__(self) -> str:
         return f"R2Bucket({self._name!r})"

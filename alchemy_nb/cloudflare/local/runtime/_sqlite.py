@@ -7,8 +7,11 @@ import sqlite3
 __all__ = ["connect"]
 
 
-def connect(path: str, *, foreign_keys: bool = False) -> sqlite3.Connection:
-    """A connection in autocommit mode with WAL and a 5 s busy timeout.
+def connect(
+    path: str, *, foreign_keys: bool = False, schema: str | None = None
+) -> sqlite3.Connection:
+    """A connection in autocommit mode with WAL and a 5 s busy timeout, with ``schema``
+    (a script of ``CREATE ... IF NOT EXISTS``) applied.
 
     Writers in two processes (the old and the new version of a worker during a
     redeploy) wait for each other instead of failing.
@@ -22,6 +25,8 @@ def connect(path: str, *, foreign_keys: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=NORMAL")
         if foreign_keys:
             conn.execute("PRAGMA foreign_keys=ON")
+        if schema is not None:
+            conn.executescript(schema)
     except BaseException:
         conn.close()
         raise
