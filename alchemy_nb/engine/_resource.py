@@ -299,7 +299,9 @@ class _KindRegistry:
         if kind not in self._kinds and package is not None:
             import importlib
 
-            importlib.import_module(package)
+            module = importlib.import_module(package)
+            for name in getattr(module, "__all__", ()):  # packages may load kinds lazily
+                getattr(module, name)
         if kind not in self._kinds:
             self._load_entry_points()
         return self._kinds.get(kind)
