@@ -38,13 +38,6 @@ _CHILD_ENV = "ALCHEMY_NB_SERVER_CHILD"
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
-def enabled() -> bool:
-    """Whether this command should go through the server."""
-    return os.environ.get("ALCHEMY_NB_SERVER", "").lower() in ("1", "on", "true", "yes") and (
-        not os.environ.get(_CHILD_ENV)
-    )
-
-
 def _fingerprint() -> str:
     """Identifies the code a server runs: interpreter, package location and sources."""
     parts = [sys.executable, _PACKAGE]

@@ -251,14 +251,6 @@ class App:
                 run.check_saved_plan(plan, current)
             return await run.apply(current)
 
-    async def artifacts(
-        self, stage: str | None = None, *, password: str | None = None
-    ) -> list[Path]:
-        """Every file the program's resources read for ``stage`` (worker code, migrations)."""
-        run = self._run(stage, Phase.PLAN, password=password)
-        await run.run_program()
-        return run.artifact_files()
-
     async def read(self, stage: str | None = None, *, password: str | None = None) -> RunResult:
         """Phase ``read``: run the program and take every output from state; writes nothing."""
         run = self._run(stage, Phase.READ, password=password)

@@ -193,12 +193,6 @@ class Pipeline:
         )
         return decision.allowed, reasons, decision
 
-    async def snapshot(self, stage: str) -> dict[str, Any]:
-        """Record the working tree's release: the program, the files beside it and every
-        file the resources read, stored by content."""
-        artifacts = await self.app.artifacts(stage, password=self.password)
-        return self.records.store_release(*self._release_files(artifacts))
-
     def _release_files(self, artifacts: list[Path]) -> tuple[dict[str, bytes], dict[str, Any]]:
         root = self.app.root
         program = _program_file(self.app)
