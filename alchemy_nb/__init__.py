@@ -19,11 +19,9 @@ Names are loaded on first use, so ``import alchemy_nb`` stays fast.
 
 from __future__ import annotations
 
-import importlib
+from ._lazy import lazy_exports
 
 TYPE_CHECKING = False  # `import typing` alone would cost `import alchemy_nb` milliseconds
-if TYPE_CHECKING:
-    from typing import Any
 
 __version__ = "0.1.0"
 
@@ -52,28 +50,6 @@ __all__ = [
     "read",
 ]
 
-_LAZY = {
-    "Action": "alchemy_nb.engine",
-    "App": "alchemy_nb.engine",
-    "Input": "alchemy_nb.engine",
-    "Outputs": "alchemy_nb.engine",
-    "Phase": "alchemy_nb.engine",
-    "Plan": "alchemy_nb.engine",
-    "Props": "alchemy_nb.engine",
-    "Provider": "alchemy_nb.engine",
-    "Ref": "alchemy_nb.engine",
-    "Resource": "alchemy_nb.engine",
-    "ResourceContext": "alchemy_nb.engine",
-    "RunResult": "alchemy_nb.engine",
-    "Stage": "alchemy_nb.engine",
-    "load_program": "alchemy_nb.engine",
-    "Secret": "alchemy_nb._secret",
-    "AlchemyError": "alchemy_nb.errors",
-    "deploy": "alchemy_nb._api",
-    "destroy": "alchemy_nb._api",
-    "plan": "alchemy_nb._api",
-    "read": "alchemy_nb._api",
-}
 
 if TYPE_CHECKING:
     from . import errors
@@ -97,17 +73,27 @@ if TYPE_CHECKING:
     )
     from .errors import AlchemyError
 
-
-def __getattr__(name: str) -> Any:
-    if name == "errors":
-        return importlib.import_module("alchemy_nb.errors")
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'alchemy_nb' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        ".engine": [
+            "Action",
+            "App",
+            "Input",
+            "Outputs",
+            "Phase",
+            "Plan",
+            "Props",
+            "Provider",
+            "Ref",
+            "Resource",
+            "ResourceContext",
+            "RunResult",
+            "Stage",
+            "load_program",
+        ],
+        "._secret": ["Secret"],
+        ".errors": ["AlchemyError", "errors"],
+        "._api": ["deploy", "destroy", "plan", "read"],
+    },
+)

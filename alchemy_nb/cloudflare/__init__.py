@@ -19,12 +19,10 @@ Example::
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_exports
 
 TYPE_CHECKING = False  # worker processes import alchemy_nb.cloudflare.local without the engine
 if TYPE_CHECKING:
-    from typing import Any
-
     from ._d1 import D1Database, D1DatabaseOutputs, D1DatabaseProps
     from ._durable_object import (
         DurableObjectNamespace,
@@ -61,39 +59,19 @@ __all__ = [
     "WorkflowProps",
 ]
 
-_LAZY = {
-    "D1Database": "alchemy_nb.cloudflare._d1",
-    "D1DatabaseOutputs": "alchemy_nb.cloudflare._d1",
-    "D1DatabaseProps": "alchemy_nb.cloudflare._d1",
-    "DurableObjectNamespace": "alchemy_nb.cloudflare._durable_object",
-    "DurableObjectNamespaceOutputs": "alchemy_nb.cloudflare._durable_object",
-    "DurableObjectNamespaceProps": "alchemy_nb.cloudflare._durable_object",
-    "KVNamespace": "alchemy_nb.cloudflare._kv",
-    "KVNamespaceOutputs": "alchemy_nb.cloudflare._kv",
-    "KVNamespaceProps": "alchemy_nb.cloudflare._kv",
-    "Queue": "alchemy_nb.cloudflare._queue",
-    "QueueOutputs": "alchemy_nb.cloudflare._queue",
-    "QueueProps": "alchemy_nb.cloudflare._queue",
-    "R2Bucket": "alchemy_nb.cloudflare._r2",
-    "R2BucketOutputs": "alchemy_nb.cloudflare._r2",
-    "R2BucketProps": "alchemy_nb.cloudflare._r2",
-    "Worker": "alchemy_nb.cloudflare._worker",
-    "WorkerOutputs": "alchemy_nb.cloudflare._worker",
-    "WorkerProps": "alchemy_nb.cloudflare._worker",
-    "Workflow": "alchemy_nb.cloudflare._workflow",
-    "WorkflowOutputs": "alchemy_nb.cloudflare._workflow",
-    "WorkflowProps": "alchemy_nb.cloudflare._workflow",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'alchemy_nb.cloudflare' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "._d1": ["D1Database", "D1DatabaseOutputs", "D1DatabaseProps"],
+        "._durable_object": [
+            "DurableObjectNamespace",
+            "DurableObjectNamespaceOutputs",
+            "DurableObjectNamespaceProps",
+        ],
+        "._kv": ["KVNamespace", "KVNamespaceOutputs", "KVNamespaceProps"],
+        "._queue": ["Queue", "QueueOutputs", "QueueProps"],
+        "._r2": ["R2Bucket", "R2BucketOutputs", "R2BucketProps"],
+        "._worker": ["Worker", "WorkerOutputs", "WorkerProps"],
+        "._workflow": ["Workflow", "WorkflowOutputs", "WorkflowProps"],
+    },
+)

@@ -1,7 +1,8 @@
 """Promotion: releases, gates, promotion between stages, and the audit ledger."""
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._ledger import (
@@ -53,40 +54,31 @@ __all__ = [
     "to_rss",
 ]
 
-_LAZY = {
-    "CEDAR_SCHEMA": "alchemy_nb.promotion._policy",
-    "Decision": "alchemy_nb.promotion._policy",
-    "EVENT_KINDS": "alchemy_nb.promotion._ledger",
-    "Enforcement": "alchemy_nb.promotion._policy",
-    "Event": "alchemy_nb.promotion._ledger",
-    "EventKind": "alchemy_nb.promotion._ledger",
-    "Ledger": "alchemy_nb.promotion._ledger",
-    "Outcome": "alchemy_nb.promotion._pipeline",
-    "POLICY_ACTIONS": "alchemy_nb.promotion._policy",
-    "Pipeline": "alchemy_nb.promotion._pipeline",
-    "PlanDecision": "alchemy_nb.promotion._policy",
-    "Policies": "alchemy_nb.promotion._policy",
-    "PolicyAction": "alchemy_nb.promotion._policy",
-    "ProbeResult": "alchemy_nb.promotion._pipeline",
-    "Verification": "alchemy_nb.promotion._ledger",
-    "event_hash": "alchemy_nb.promotion._ledger",
-    "event_title": "alchemy_nb.promotion._ledger",
-    "load_policies": "alchemy_nb.promotion._policy",
-    "mandatory_denials": "alchemy_nb.promotion._policy",
-    "resolve_actor": "alchemy_nb.promotion._pipeline",
-    "to_atom": "alchemy_nb.promotion._ledger",
-    "to_rss": "alchemy_nb.promotion._ledger",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'alchemy_nb.promotion' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "._policy": [
+            "CEDAR_SCHEMA",
+            "Decision",
+            "Enforcement",
+            "POLICY_ACTIONS",
+            "PlanDecision",
+            "Policies",
+            "PolicyAction",
+            "load_policies",
+            "mandatory_denials",
+        ],
+        "._ledger": [
+            "EVENT_KINDS",
+            "Event",
+            "EventKind",
+            "Ledger",
+            "Verification",
+            "event_hash",
+            "event_title",
+            "to_atom",
+            "to_rss",
+        ],
+        "._pipeline": ["Outcome", "Pipeline", "ProbeResult", "resolve_actor"],
+    },
+)
