@@ -70,3 +70,70 @@ def interactive() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class DevSession:
+    """``alchemy-nb dev`` in ``folder``, its stderr collected; stopped with Ctrl-C.
+
+    Example::
+
+        with DevSession(tmp_path) as dev:
+            url = dev.wait_for_url()
+    """
+
+    def __init__(self, folder: Path) -> None:
+        import threading
+
+        self.folder = folder
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "alchemy_nb", "dev"],
+            cwd=folder,
+            preexec_fn=interactive,  # Ctrl-C works, as in a terminal
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stderr is not None
+        stderr = self.proc.stderr
+        self._reader = threading.Thread(target=lambda: self.lines.extend(iter(stderr.readline, "")))
+        self._reader.start()
+
+    def wait_for(self, predicate: Any, what: str, timeout: float = 30) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}; output: {''.join(self.lines)}")
+
+    def wait_for_url(self) -> str:
+        self.wait_for(lambda: any("url = " in line for line in self.lines), "the first deploy")
+        line = next(line for line in self.lines if "url = " in line)
+        return line.split("url = ")[1].strip()
+
+    def stop(self) -> int:
+        """Ctrl-C; if it does not stop, kill it and destroy the stage (never leave workers)."""
+        import signal
+
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+                cli(self.folder, "destroy", timeout=60)
+            self._reader.join()
+            assert self.proc.stderr is not None
+            self.proc.stderr.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> DevSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.returncode is None:
+            self.stop()

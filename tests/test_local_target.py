@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import interactive, run
+from conftest import DevSession, run
 
 import alchemy_nb
 from alchemy_nb.cloudflare import D1Database, KVNamespace, R2Bucket, Worker
@@ -336,8 +336,6 @@ def test_a_taken_port_means_another_port_recorded(tmp_path: Path) -> None:
 
 
 def test_dev_serves_redeploys_on_change_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    import subprocess
-    import sys
 
     (tmp_path / "src").mkdir()
     worker = tmp_path / "src" / "worker.py"
@@ -363,52 +361,14 @@ def test_dev_serves_redeploys_on_change_and_stops_on_ctrl_c(tmp_path: Path) -> N
             return {"url": Worker("w", entry="src/worker.py").url}
     """)
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "alchemy_nb", "dev"],
-        cwd=tmp_path,
-        preexec_fn=interactive,  # Ctrl-C works, as in a terminal
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stderr is not None
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")))
-    reader.start()
-
-    def wait_for(predicate, what: str, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}; output: {''.join(lines)}")
-
-    try:
-        wait_for(lambda: any("url = " in line for line in lines), "the first deploy")
-        url = next(line for line in lines if "url = " in line).split("url = ")[1].strip()
+    with DevSession(tmp_path) as dev:
+        url = dev.wait_for_url()
         assert get(url).text == "v1"
-        wait_for(lambda: any("[w] handling" in line for line in lines), "the worker's logs")
+        dev.wait_for(lambda: any("[w] handling" in line for line in dev.lines), "the worker's logs")
         worker.write_text(worker.read_text().replace('"v1"', '"v2"'))
-        wait_for(lambda: get(url).text == "v2", "the redeploy")
+        dev.wait_for(lambda: get(url).text == "v2", "the redeploy")
         pid = serving_pid(tmp_path)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:  # never leave a dev server (or its workers) behind
-                proc.kill()
-                proc.wait()
-                subprocess.run(
-                    [sys.executable, "-m", "alchemy_nb", "destroy"],
-                    cwd=tmp_path,
-                    capture_output=True,
-                    timeout=60,
-                )
-            reader.join()
-            proc.stderr.close()
-    assert proc.returncode == 0, "".join(lines)
+        assert dev.stop() == 0, "".join(dev.lines)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
         time.sleep(0.05)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import interactive
+from conftest import DevSession
 
 import alchemy_nb.wrangler
 from alchemy_nb.errors import ConfigError
@@ -513,26 +511,6 @@ def test_an_unsupported_binding_leaves_the_rest_running(tmp_path: Path) -> None:
 @pytest.mark.xdist_group("local-target")
 def test_dev_serves_a_wrangler_project_and_follows_edits(tmp_path: Path) -> None:
     write_project(tmp_path, HELLO)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "alchemy_nb", "dev"],
-        cwd=tmp_path,
-        preexec_fn=interactive,  # Ctrl-C works, as in a terminal
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stderr is not None
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")))
-    reader.start()
-
-    def wait_for(predicate: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}; output: {''.join(lines)}")
 
     def text(url: str) -> str:
         try:
@@ -541,24 +519,15 @@ def test_dev_serves_a_wrangler_project_and_follows_edits(tmp_path: Path) -> None
             return ""
 
     try:
-        wait_for(lambda: any("url = " in line for line in lines), "the first deploy")
-        url = next(line for line in lines if "url = " in line).split("url = ")[1].strip()
-        check_hello(url)
-        config = tmp_path / "wrangler.toml"
-        config.write_text(config.read_text().replace('"Hello world!"', '"Hello again!"'))
-        wait_for(lambda: text(url) == "Hello again!", "the redeploy after a config edit")
+        with DevSession(tmp_path) as dev:
+            url = dev.wait_for_url()
+            check_hello(url)
+            config = tmp_path / "wrangler.toml"
+            config.write_text(config.read_text().replace('"Hello world!"', '"Hello again!"'))
+            dev.wait_for(lambda: text(url) == "Hello again!", "the redeploy after a config edit")
+            assert dev.stop() == 0, "".join(dev.lines)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            cli(tmp_path, "destroy")
-            reader.join()
-            proc.stderr.close()
-    assert proc.returncode == 0, "".join(lines)
+        cli(tmp_path, "destroy")
 
 
 @pytest.mark.xdist_group("local-target")
