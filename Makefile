@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck format bench clean help
+.PHONY: demo test check lint typecheck format bench clean help system
 
 help:
 	@echo "make demo   - set up .venv and run the example app (plan, deploy, no-op, read, destroy)"
@@ -26,7 +26,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	@$(BIN)/python scripts/demo.py
 
-test: $(STAMP)
+system:
+	@scripts/system_deps.sh
+
+test: $(STAMP) system
 	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 check: $(STAMP)
