@@ -7,7 +7,6 @@ health and rollback tests serve a real worker on the local target.
 from __future__ import annotations
 
 import asyncio
-import json
 import textwrap
 import time
 from pathlib import Path
@@ -401,9 +400,8 @@ def test_rego_checks_the_plan_both_ways(tmp_path: Path, enforcement: str) -> Non
 def test_ambiguous_release_prefixes_are_refused(tmp_path: Path) -> None:
     p = make(tmp_path)
     rel = staged(p)
-    folder = p.records.root / "releases"
     twin = rel[:6] + "0" * (len(rel) - 6)
-    (folder / f"{twin}.json").write_text(json.dumps({**p.records.release(rel), "id": twin}))
+    p.records.store.doc_put(p.app.name, "releases", twin, {**p.records.release(rel), "id": twin})
     with pytest.raises(ConfigError, match="ambiguous"):
         p.records.release(rel[:6])
     assert p.records.release(rel[:10])["id"] == rel

@@ -128,7 +128,7 @@ class Pipeline:
     def __init__(self, app: App, *, password: str | None = None) -> None:
         self.app = app
         self.password = password
-        self.records = Records(app.data_root, app.name)
+        self.records = Records(app.state, app.name, app.data_root)
         self._ledger: Any = None
         self._policies: Any = None
 

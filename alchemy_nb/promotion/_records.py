@@ -1,31 +1,29 @@
 """Where promotion keeps its records: releases (with their files), stage histories, gates.
 
-Layout, beside the app's state (all JSON, readable)::
+They live in the app's state store (see :class:`alchemy_nb.state.StateStore`), beside its
+resources and ledger, so that every machine sharing the store (files, SQLite,
+PostgreSQL) sees the same releases and gates. The file store keeps them readable::
 
     .alchemy/<app>/promotion/blobs/<sha256>          file contents, stored once
     .alchemy/<app>/promotion/releases/<digest>.json  a release: its files and source
-    .alchemy/<app>/promotion/trees/<digest>/         a release's files, laid out to run
     .alchemy/<app>/promotion/stages/<stage>.json     history, current release, hold
     .alchemy/<app>/promotion/gates/<id>.json         gate requests and their decisions
-    .alchemy/<app>/promotion/locks/<stage>.lock      one promotion per stage at a time
 
-Every write goes to a temporary file, is fsynced and renamed into place.
+A release's files are laid out to run under ``<data root>/.alchemy/<app>/promotion/trees/``
+on the machine that deploys it, whatever the store.
 """
 
 from __future__ import annotations
 
-import asyncio
-import fcntl
 import hashlib
-import json
-import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, GateError, StateCorruptError
+from ..errors import ConfigError, GateError, LockError, StateCorruptError
+from ..state import StateStore
 
 __all__ = ["Records", "now_iso"]
 
@@ -35,148 +33,119 @@ def now_iso(at: float | None = None) -> str:
 
 
 class Records:
-    """The promotion records of one app."""
+    """The promotion records of one app, kept in ``store``."""
 
-    def __init__(self, data_root: Path, app: str) -> None:
-        self.root = data_root / ".alchemy" / app / "promotion"
+    def __init__(self, store: StateStore, app: str, data_root: Path) -> None:
+        self.store = store
         self.app = app
-
-    # ------------------------------------------------------------------ files
-    def _read(self, path: Path) -> Any:
-        try:
-            return json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
-        except ValueError as exc:
-            raise StateCorruptError(
-                f"a promotion record is not valid JSON ({exc})",
-                where=str(path),
-                fix="restore the file from a backup",
-            ) from None
-
-    def _write(self, path: Path, data: Any) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        self.trees = data_root / ".alchemy" / app / "promotion" / "trees"
 
     # --------------------------------------------------------------- releases
     @staticmethod
     def release_id(files: dict[str, bytes]) -> str:
         """The digest a release of these files has (nothing is stored)."""
         index = {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
-        return hashlib.sha256(
-            "".join(f"{rel}\0{sha}\n" for rel, sha in sorted(index.items())).encode()
-        ).hexdigest()
+        return _digest(index)
 
     def store_release(self, files: dict[str, bytes], meta: dict[str, Any]) -> dict[str, Any]:
         """Store files and the release record; the same files give the same release."""
         index = {}
         for rel, data in sorted(files.items()):
             sha = hashlib.sha256(data).hexdigest()
-            blob = self.root / "blobs" / sha
-            if not blob.exists():
-                blob.parent.mkdir(parents=True, exist_ok=True)
-                tmp = blob.with_name(f".{sha}.{os.getpid()}.tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, blob)
+            self.store.blob_put(self.app, sha, data)
             index[rel] = sha
-        digest = hashlib.sha256(
-            "".join(f"{rel}\0{sha}\n" for rel, sha in sorted(index.items())).encode()
-        ).hexdigest()
-        path = self.root / "releases" / f"{digest}.json"
-        existing = self._read(path)
-        if existing is not None:
-            return existing  # type: ignore[no-any-return]
+        digest = _digest(index)
         record = {"id": digest, "files": index, **meta, "created_at": now_iso()}
-        self._write(path, record)
-        return record
+        return self.store.doc_put(self.app, "releases", digest, record, create=True)
 
     def release(self, ref: str) -> dict[str, Any]:
         """A release by id or unambiguous id prefix."""
-        folder = self.root / "releases"
         ref = ref.strip().lower()
         if len(ref) < 4 or any(c not in "0123456789abcdef" for c in ref):
             raise ConfigError(
                 f"{ref!r} is not a release id",
                 fix="pass a release id or a prefix of 4+ hex digits (see `alchemy-nb releases`)",
             )
-        matches = sorted(p for p in folder.glob(f"{ref}*.json")) if folder.exists() else []
+        found = self.store.doc_get(self.app, "releases", ref) if len(ref) == 64 else None
+        if found is not None:
+            return found
+        matches = [k for k in self.store.doc_keys(self.app, "releases") if k.startswith(ref)]
         if not matches:
             raise ConfigError(
                 f"no release {ref!r}",
-                where=str(folder),
+                where=self.store.location,
                 fix="see `alchemy-nb releases` for the known ids",
             )
         if len(matches) > 1:
             raise ConfigError(
-                f"release id {ref!r} is ambiguous: " + ", ".join(p.stem[:12] for p in matches),
+                f"release id {ref!r} is ambiguous: " + ", ".join(k[:12] for k in matches),
                 fix="give more digits",
             )
-        return self._read(matches[0])  # type: ignore[no-any-return]
+        release = self.store.doc_get(self.app, "releases", matches[0])
+        if release is None:  # removed between the listing and the read
+            raise ConfigError(f"no release {ref!r}", where=self.store.location)
+        return release
 
     def tree(self, release: dict[str, Any]) -> Path:
         """The release's files laid out in a folder (made once, then reused)."""
-        folder: Path = self.root / "trees" / str(release["id"])
+        folder: Path = self.trees / str(release["id"])
         done = folder / ".complete"
         if done.exists():
             return folder
         for rel, sha in release["files"].items():
+            data = self.store.blob_get(self.app, sha)
+            if data is None:
+                raise StateCorruptError(
+                    f"release {str(release['id'])[:12]} lacks the contents of {rel}",
+                    where=f"{self.store.location}, blob {sha}",
+                    fix="restore the store from a backup, or deploy the code again as a "
+                    "new release",
+                )
             target = folder / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes((self.root / "blobs" / sha).read_bytes())
+            target.write_bytes(data)
         done.write_text(release["id"])
         return folder
 
     # ----------------------------------------------------------------- stages
     def stage(self, stage: str) -> dict[str, Any]:
-        data = self._read(self.root / "stages" / f"{stage}.json")
+        data = self.store.doc_get(self.app, "stages", stage)
         return data or {"stage": stage, "current": None, "history": [], "hold": None}
 
     def save_stage(self, stage: str, data: dict[str, Any]) -> None:
-        self._write(self.root / "stages" / f"{stage}.json", data)
+        self.store.doc_put(self.app, "stages", stage, data)
 
     def stages(self) -> list[str]:
-        folder = self.root / "stages"
-        return sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
+        return self.store.doc_keys(self.app, "stages")
 
     # ------------------------------------------------------------------ gates
     def gate(self, gate_id: str) -> dict[str, Any] | None:
-        return self._read(self.root / "gates" / f"{gate_id}.json")  # type: ignore[no-any-return]
+        return self.store.doc_get(self.app, "gates", gate_id)
 
     def save_gate(self, gate: dict[str, Any]) -> None:
-        self._write(self.root / "gates" / f"{gate['id']}.json", gate)
+        self.store.doc_put(self.app, "gates", gate["id"], gate)
 
     def gates(self, stage: str | None = None) -> list[dict[str, Any]]:
-        folder = self.root / "gates"
-        found = [self._read(p) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
-        found = [g for g in found if g and (stage is None or g["stage"] == stage)]
-        return sorted(found, key=lambda g: g["requested_at"])
+        keys = self.store.doc_keys(self.app, "gates")
+        found = [self.store.doc_get(self.app, "gates", k) for k in keys]
+        chosen = [g for g in found if g and (stage is None or g["stage"] == stage)]
+        return sorted(chosen, key=lambda g: g["requested_at"])
 
     # ------------------------------------------------------------------ locks
     @asynccontextmanager
     async def stage_lock(self, stage: str, timeout: float = 300.0) -> AsyncIterator[None]:
         """One promotion, rollback or gate decision per stage at a time (across processes)."""
-        path = self.root / "locks" / f"{stage}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + timeout
+        held = False
         try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise GateError(
-                            f"another promotion of stage {stage!r} is running",
-                            where=str(path),
-                            fix="wait for it to finish",
-                        ) from None
-                    await asyncio.sleep(0.05)
-            yield
-        finally:
-            os.close(fd)
+            async with self.store.promotion_lock(self.app, stage, timeout=timeout):
+                held = True
+                yield
+        except LockError as exc:
+            if held:  # from the body (e.g. the engine's stage lock): not ours to translate
+                raise
+            raise GateError(exc.what, where=exc.where, fix=exc.fix) from None
+
+def _digest(index: dict[str, str]) -> str:
+    return hashlib.sha256(
+        "".join(f"{rel}\0{sha}\n" for rel, sha in sorted(index.items())).encode()
+    ).hexdigest()

@@ -6,6 +6,11 @@ Layout, all human-readable::
     .alchemy/<app>/<stage>/journal.jsonl   entries written since the snapshot (one per line)
     .alchemy/<app>/locks/<stage>.lock      the stage's writer lock (empty when free)
     .alchemy/<app>/ledger.jsonl            the app's audit ledger: one event per line
+    .alchemy/<app>/promotion/blobs/<sha256>          file contents of releases, stored once
+    .alchemy/<app>/promotion/releases/<digest>.json  a release: its files and source
+    .alchemy/<app>/promotion/stages/<stage>.json     history, current release, hold
+    .alchemy/<app>/promotion/gates/<id>.json         gate requests and their decisions
+    .alchemy/<app>/promotion/locks/<stage>.lock      one promotion per stage at a time
 
 Every change is appended to the journal and fsynced before the engine goes on, so a
 run killed at any instant leaves a journal that replays to exactly what had happened.
@@ -24,14 +29,15 @@ import asyncio
 import fcntl
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from ..errors import LedgerError, StateCorruptError, StateError
+from ..errors import LedgerError, LockError, StateCorruptError, StateError
 from ._lock import FileLock, break_file_lock, read_file_lock
-from ._protocol import Entry, LockInfo, StageState
+from ._protocol import DOC_KINDS, Entry, LockInfo, StageState
 
 __all__ = ["FileStore"]
 
@@ -167,6 +173,83 @@ class FileStore:
 
     async def ledger_read(self, app: str) -> list[dict[str, Any]]:
         return await asyncio.to_thread(_ledger_read, self.root / app / "ledger.jsonl")
+
+    # -------------------------------------------------------- promotion records
+    def _doc_path(self, app: str, kind: str, key: str) -> Path:
+        if kind not in DOC_KINDS:
+            raise ValueError(f"unknown document kind {kind!r}")
+        return self.root / app / "promotion" / kind / f"{key}.json"
+
+    def doc_get(self, app: str, kind: str, key: str) -> dict[str, Any] | None:
+        path = self._doc_path(app, kind, key)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise StateCorruptError(
+                f"a promotion record is not valid JSON ({exc})",
+                where=str(path),
+                fix="restore the file from a backup",
+            ) from None
+        return data  # type: ignore[no-any-return]
+
+    def doc_put(
+        self, app: str, kind: str, key: str, value: dict[str, Any], *, create: bool = False
+    ) -> dict[str, Any]:
+        path = self._doc_path(app, kind, key)
+        if create:
+            existing = self.doc_get(app, kind, key)
+            if existing is not None:
+                return existing
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False).encode()
+        _atomic_write(path, data)
+        return value
+
+    def doc_keys(self, app: str, kind: str) -> list[str]:
+        folder = self._doc_path(app, kind, "x").parent
+        return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+    def blob_put(self, app: str, sha: str, data: bytes) -> None:
+        blob = self.root / app / "promotion" / "blobs" / sha
+        if blob.exists():
+            return
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(blob, data)
+
+    def blob_get(self, app: str, sha: str) -> bytes | None:
+        try:
+            return (self.root / app / "promotion" / "blobs" / sha).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    @asynccontextmanager
+    async def promotion_lock(self, app: str, stage: str, *, timeout: float) -> AsyncIterator[None]:
+        path = self.root / app / "promotion" / "locks" / f"{stage}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:  # a killed holder's flock goes with its process
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LockError(
+                            f"another promotion of stage {stage!r} of app {app!r} is running",
+                            where=str(path),
+                            fix="wait for it to finish",
+                        ) from None
+                    await asyncio.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        for journal in self._journals.values():
+            journal.close()
 
 
 def _read_snapshot(path: Path, raw: bytes, state: StageState) -> None:

@@ -14,7 +14,10 @@ from typing import Any, Protocol
 from .._canonical import canonical_json, digest
 from .._process import process_start_marker
 
-__all__ = ["Entry", "LockInfo", "StageState", "StateStore"]
+__all__ = ["DOC_KINDS", "Entry", "LockInfo", "StageState", "StateStore"]
+
+DOC_KINDS = ("releases", "stages", "gates")
+"""The kinds of promotion document a store keeps: releases, stage histories, gates."""
 
 Entry = dict[str, Any]
 """One journal entry: ``{"t": "put", "id", "rec"}``, ``{"t": "del", "id"}`` or
@@ -180,4 +183,41 @@ class StateStore(Protocol):
         REASON naming where it is (file and line), so that a damaged ledger is reported,
         not fatal. A torn last write is not an entry.
         """
+        ...
+
+    # Promotion records: small JSON documents (releases, stage histories, gates) and the
+    # file contents releases keep. Synchronous: each is one quick read or write.
+
+    def doc_get(self, app: str, kind: str, key: str) -> dict[str, Any] | None:
+        """The document ``key`` of ``kind`` (one of :data:`DOC_KINDS`), None when absent."""
+        ...
+
+    def doc_put(
+        self, app: str, kind: str, key: str, value: dict[str, Any], *, create: bool = False
+    ) -> dict[str, Any]:
+        """Write a document atomically and return what is stored. With ``create``, an
+        existing document is kept (and returned) instead: content-addressed releases."""
+        ...
+
+    def doc_keys(self, app: str, kind: str) -> list[str]:
+        """Keys of every document of ``kind``, sorted."""
+        ...
+
+    def blob_put(self, app: str, sha: str, data: bytes) -> None:
+        """Keep ``data`` under its SHA-256 ``sha`` (once; a second put is a no-op)."""
+        ...
+
+    def blob_get(self, app: str, sha: str) -> bytes | None:
+        """The bytes kept under ``sha``, None when absent."""
+        ...
+
+    def promotion_lock(
+        self, app: str, stage: str, *, timeout: float
+    ) -> AbstractAsyncContextManager[None]:
+        """One promotion, rollback or gate decision per stage at a time, across processes
+        and machines sharing the store. Raises :class:`LockError` after ``timeout``."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files; the store may not be used afterwards."""
         ...
