@@ -107,7 +107,7 @@ class App:
         name: str,
         *,
         root: str | Path | None = None,
-        state: StateStore | None = None,
+        state: StateStore | str | None = None,
         password: str | None = None,
         concurrency: int = 32,
         lock_timeout: float = 60.0,
@@ -125,7 +125,9 @@ class App:
         self._config: Any = None
         self.release_vars: dict[str, str] = {}
         """Vars a release deploy gives every Worker (``ALCHEMY_RELEASE``)."""
-        self._state = state
+        self._state: StateStore | None = None
+        if state is not None:
+            self.state = state
         self.password = password
         self.concurrency = concurrency
         self.lock_timeout = lock_timeout
@@ -140,12 +142,22 @@ class App:
 
     @property
     def state(self) -> StateStore:
-        """The state store (default: files under ``<data_root>/.alchemy``)."""
+        """The state store: the one given (a store or a state URL such as
+        ``sqlite:///state.db``), else ``$ALCHEMY_STATE_URL``'s, else files under
+        ``<data_root>/.alchemy``."""
         if self._state is None:
-            from ..state import FileStore
+            from ..state import store_from_env
 
-            self._state = FileStore(self.data_root / ".alchemy")
+            self._state = store_from_env(self.data_root / ".alchemy")
         return self._state
+
+    @state.setter
+    def state(self, store: StateStore | str) -> None:
+        if isinstance(store, str):
+            from ..state import open_store
+
+            store = open_store(store)
+        self._state = store
 
     @property
     def config(self) -> AppConfig:

@@ -1,0 +1,567 @@
+"""What the SQLite and PostgreSQL stores share: the schema, its versions, and every query.
+
+Tables (all JSON as text, exactly as written; ``rec::jsonb`` queries it in PostgreSQL)::
+
+    alchemy_schema      the schema's version (one row)
+    alchemy_stages      which stages of which app have state
+    alchemy_resources   the snapshot: one row per resource record
+    alchemy_stage_meta  the snapshot's stage metadata (outputs, secret parameters)
+    alchemy_journal     entries written since the snapshot, in order
+    alchemy_locks       who holds which stage lock (state or promotion), and since when
+    alchemy_ledger      each app's audit ledger, one event per row
+    alchemy_documents   promotion records: releases, stage histories, gates   (version 2)
+    alchemy_blobs       file contents of releases, by SHA-256                 (version 2)
+
+The journal works as the file store's does: appends are cheap inserts, a checkpoint
+replaces the snapshot and empties the journal in one transaction, and a load replays
+what the journal holds over the snapshot (so ``replayed`` tells an interrupted run).
+
+The schema is versioned: opening a store migrates an older schema forward in one
+transaction; a schema newer than this code is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager
+from typing import Any, Protocol
+
+from ..errors import LedgerError, LockError, StateCorruptError, StateError
+from ._protocol import DOC_KINDS, Entry, LockInfo, StageState
+
+__all__ = ["SCHEMA_VERSION", "SQLStore", "Tx"]
+
+SCHEMA_VERSION = 2
+
+
+def _migrations(serial: str, blob: str) -> dict[int, list[str]]:
+    """Statements that take the schema from version N-1 to N."""
+    return {
+        1: [
+            "CREATE TABLE alchemy_stages (app TEXT NOT NULL, stage TEXT NOT NULL, "
+            "PRIMARY KEY (app, stage))",
+            "CREATE TABLE alchemy_resources (app TEXT NOT NULL, stage TEXT NOT NULL, "
+            "id TEXT NOT NULL, rec TEXT NOT NULL, PRIMARY KEY (app, stage, id))",
+            "CREATE TABLE alchemy_stage_meta (app TEXT NOT NULL, stage TEXT NOT NULL, "
+            "key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (app, stage, key))",
+            f"CREATE TABLE alchemy_journal (seq {serial}, app TEXT NOT NULL, "
+            "stage TEXT NOT NULL, entry TEXT NOT NULL)",
+            "CREATE INDEX alchemy_journal_stage ON alchemy_journal (app, stage, seq)",
+            "CREATE TABLE alchemy_locks (app TEXT NOT NULL, stage TEXT NOT NULL, "
+            "scope TEXT NOT NULL, lock_id TEXT NOT NULL UNIQUE, holder TEXT NOT NULL, "
+            "session INTEGER, PRIMARY KEY (app, stage, scope))",
+            "CREATE TABLE alchemy_ledger (app TEXT NOT NULL, seq INTEGER NOT NULL, "
+            "event TEXT NOT NULL, PRIMARY KEY (app, seq))",
+        ],
+        2: [
+            "CREATE TABLE alchemy_documents (app TEXT NOT NULL, kind TEXT NOT NULL, "
+            "key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (app, kind, key))",
+            f"CREATE TABLE alchemy_blobs (app TEXT NOT NULL, sha TEXT NOT NULL, "
+            f"data {blob} NOT NULL, PRIMARY KEY (app, sha))",
+        ],
+    }
+
+
+class Tx(Protocol):
+    """One open transaction; SQL uses ``?`` placeholders whatever the database."""
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]: ...
+
+    def run(self, sql: str, *params: Any) -> None: ...
+
+    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class SQLStore:
+    """The store logic over a database; subclasses connect and lock."""
+
+    location: str
+    serial = "INTEGER PRIMARY KEY"
+    blob = "BLOB"
+
+    # ---------------------------------------------------------- for subclasses
+    def _transaction(
+        self, *, durable: bool = True, write: bool = True
+    ) -> AbstractContextManager[Tx]:
+        """A transaction that commits on success (with ``durable``, surviving a machine
+        crash) and rolls back on any error; database errors become :class:`StateError`.
+        ``write=False``: it only reads."""
+        raise NotImplementedError
+
+    def _exclusive(self, tx: Tx, name: str) -> None:
+        """Serialize transactions on ``name`` (SQLite: the write lock does already)."""
+
+    def _holder_alive(self, tx: Tx, info: LockInfo, scope: str, session: int | None) -> bool:
+        """Whether the holder of a recorded lock still holds it."""
+        return not info.holder_is_dead()
+
+    # ------------------------------------------------------------------ schema
+    def _ensure_schema(self, upto: int = SCHEMA_VERSION) -> None:
+        with self._transaction() as tx:
+            self._exclusive(tx, "schema")
+            tx.run("CREATE TABLE IF NOT EXISTS alchemy_schema (version INTEGER NOT NULL)")
+            found = tx.rows("SELECT version FROM alchemy_schema")
+            current = int(found[0][0]) if found else 0
+            if current > SCHEMA_VERSION:
+                raise StateError(
+                    f"the state store's schema is version {current}, newer than this "
+                    f"alchemy-nb knows (version {SCHEMA_VERSION})",
+                    where=self.location,
+                    fix="upgrade alchemy-nb (pip install -U alchemy-nb) on this machine; a "
+                    "newer version already uses this store",
+                )
+            steps = _migrations(self.serial, self.blob)
+            for version in range(current + 1, upto + 1):
+                for statement in steps[version]:
+                    tx.run(statement)
+            if upto > current:
+                if found:
+                    tx.run("UPDATE alchemy_schema SET version = ?", upto)
+                else:
+                    tx.run("INSERT INTO alchemy_schema (version) VALUES (?)", upto)
+
+    def schema_version(self) -> int:
+        """The version of the store's schema (see ``SCHEMA_VERSION``)."""
+        with self._transaction(write=False) as tx:
+            return int(tx.rows("SELECT version FROM alchemy_schema")[0][0])
+
+    # ------------------------------------------------------------------ stages
+    async def load(self, app: str, stage: str) -> StageState:
+        return await asyncio.to_thread(self._load, app, stage)
+
+    def _load(self, app: str, stage: str) -> StageState:
+        state = StageState(app=app, stage=stage)
+        with self._transaction(write=False) as tx:
+            records = tx.rows(
+                "SELECT id, rec FROM alchemy_resources WHERE app = ? AND stage = ?", app, stage
+            )
+            meta = tx.rows(
+                "SELECT key, value FROM alchemy_stage_meta WHERE app = ? AND stage = ?",
+                app,
+                stage,
+            )
+            journal = tx.rows(
+                "SELECT seq, entry FROM alchemy_journal WHERE app = ? AND stage = ? ORDER BY seq",
+                app,
+                stage,
+            )
+        where = f"{self.location}, app {app!r}, stage {stage!r}"
+        for rid, raw in records:
+            rec = _parse(raw, f"{where}, resource {rid!r}")
+            if not isinstance(rec.get("kind"), str) or not isinstance(rec.get("status"), str):
+                raise StateCorruptError(
+                    "a resource record lacks its kind or status",
+                    where=f"{where}, resource {rid!r}",
+                    fix=_RESTORE,
+                )
+            state.records[rid] = rec
+        for key, raw in meta:
+            state.meta[key] = json.loads(raw)
+        for seq, raw in journal:
+            entry = _parse(raw, f"{where}, journal entry {seq}")
+            if entry.get("t") not in ("put", "del", "meta"):
+                raise StateCorruptError(
+                    "a journal entry is damaged (not a journal entry)",
+                    where=f"{where}, journal entry {seq}",
+                    fix=_RESTORE,
+                )
+            state.apply(entry)
+            state.replayed += 1
+        return state
+
+    async def append(
+        self, app: str, stage: str, entries: Sequence[Entry], *, sync: bool = True
+    ) -> None:
+        if not entries:
+            return
+        rows = [(app, stage, _dumps(e)) for e in entries]
+        await asyncio.to_thread(self._append, app, stage, rows, sync)
+
+    def _append(self, app: str, stage: str, rows: list[tuple[str, str, str]], sync: bool) -> None:
+        with self._transaction(durable=sync) as tx:
+            tx.run(
+                "INSERT INTO alchemy_stages (app, stage) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                app,
+                stage,
+            )
+            tx.many("INSERT INTO alchemy_journal (app, stage, entry) VALUES (?, ?, ?)", rows)
+
+    async def checkpoint(self, state: StageState) -> None:
+        await asyncio.to_thread(self._checkpoint, state)
+        state.replayed = 0
+
+    def _checkpoint(self, state: StageState) -> None:
+        app, stage = state.app, state.stage
+        with self._transaction() as tx:
+            tx.run(
+                "INSERT INTO alchemy_stages (app, stage) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                app,
+                stage,
+            )
+            for table in ("alchemy_resources", "alchemy_stage_meta", "alchemy_journal"):
+                tx.run(f"DELETE FROM {table} WHERE app = ? AND stage = ?", app, stage)
+            tx.many(
+                "INSERT INTO alchemy_resources (app, stage, id, rec) VALUES (?, ?, ?, ?)",
+                [(app, stage, rid, _dumps(rec)) for rid, rec in sorted(state.records.items())],
+            )
+            tx.many(
+                "INSERT INTO alchemy_stage_meta (app, stage, key, value) VALUES (?, ?, ?, ?)",
+                [(app, stage, k, _dumps(v)) for k, v in sorted(state.meta.items())],
+            )
+
+    async def drop(self, app: str, stage: str) -> None:
+        await asyncio.to_thread(self._drop, app, stage)
+
+    def _drop(self, app: str, stage: str) -> None:
+        with self._transaction() as tx:
+            for table in (
+                "alchemy_resources",
+                "alchemy_stage_meta",
+                "alchemy_journal",
+                "alchemy_stages",
+            ):
+                tx.run(f"DELETE FROM {table} WHERE app = ? AND stage = ?", app, stage)
+
+    async def stages(self, app: str) -> list[str]:
+        return await asyncio.to_thread(self._stages, app)
+
+    def _stages(self, app: str) -> list[str]:
+        with self._transaction(write=False) as tx:
+            rows = tx.rows("SELECT stage FROM alchemy_stages WHERE app = ? ORDER BY stage", app)
+        return [str(r[0]) for r in rows]
+
+    # ------------------------------------------------------------------- locks
+    def _try_lock(
+        self,
+        tx: Tx,
+        app: str,
+        stage: str,
+        scope: str,
+        mine: LockInfo,
+        session: int | None,
+        *,
+        stale: bool = False,
+    ) -> tuple[LockInfo | None, LockInfo | None]:
+        """Claim the lock row: (holder, None) when held by another; (None, previous) when
+        claimed, ``previous`` being a dead holder taken over (or None). With ``stale``,
+        any row found is a dead holder's (the caller holds the real lock already)."""
+        found = tx.rows(
+            "SELECT holder, session FROM alchemy_locks WHERE app = ? AND stage = ? AND scope = ?",
+            app,
+            stage,
+            scope,
+        )
+        previous = None
+        if found:
+            holder = _lock_info(found[0][0], self.location)
+            if not stale and self._holder_alive(tx, holder, scope, found[0][1]):
+                return holder, None
+            previous = holder
+            tx.run(
+                "DELETE FROM alchemy_locks WHERE app = ? AND stage = ? AND scope = ?",
+                app,
+                stage,
+                scope,
+            )
+        tx.run(
+            "INSERT INTO alchemy_locks (app, stage, scope, lock_id, holder, session) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            app,
+            stage,
+            scope,
+            mine.id,
+            _dumps(mine.to_json()),
+            session,
+        )
+        return None, previous
+
+    def _unlock_row(self, lock_id: str) -> None:
+        with self._transaction(durable=False) as tx:
+            tx.run("DELETE FROM alchemy_locks WHERE lock_id = ?", lock_id)
+
+    async def _poll(
+        self,
+        attempt: Callable[[], tuple[LockInfo | None, LockInfo | None]],
+        app: str,
+        stage: str,
+        what: str,
+        operation: str,
+        timeout: float,
+        on_wait: Any,
+        on_takeover: Any,
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        waited = False
+        while True:
+            holder, took_over = await asyncio.to_thread(attempt)
+            if holder is None:
+                if took_over is not None and on_takeover is not None:
+                    on_takeover(took_over)
+                return
+            if time.monotonic() >= deadline:
+                raise LockError(
+                    f"{what} of stage {stage!r} of app {app!r} is locked: {holder.describe()}",
+                    where=f"{self.location}, operation {operation}",
+                    fix=f"wait for that run to finish; if it is gone for good, run "
+                    f"`alchemy-nb unlock {holder.id}`",
+                    holder=holder.to_json(),
+                )
+            if not waited and on_wait is not None:
+                on_wait(holder)
+            waited = True
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.25)
+
+    @asynccontextmanager
+    async def lock(
+        self,
+        app: str,
+        stage: str,
+        *,
+        operation: str,
+        timeout: float,
+        on_wait: Any = None,
+        on_takeover: Any = None,
+    ) -> AsyncIterator[LockInfo]:
+        async with self._held(
+            app, stage, "state", "the state", operation, timeout, on_wait, on_takeover
+        ) as info:
+            yield info
+
+    @asynccontextmanager
+    async def promotion_lock(self, app: str, stage: str, *, timeout: float) -> AsyncIterator[None]:
+        async with self._held(app, stage, "promotion", "promotion", "promotion", timeout):
+            yield
+
+    def _held(
+        self,
+        app: str,
+        stage: str,
+        scope: str,
+        what: str,
+        operation: str,
+        timeout: float,
+        on_wait: Any = None,
+        on_takeover: Any = None,
+    ) -> Any:
+        raise NotImplementedError
+
+    async def current_lock(self, app: str, stage: str) -> LockInfo | None:
+        return await asyncio.to_thread(self._current_lock, app, stage, "state")
+
+    def _current_lock(self, app: str, stage: str, scope: str) -> LockInfo | None:
+        with self._transaction(write=False) as tx:
+            found = tx.rows(
+                "SELECT holder, session FROM alchemy_locks "
+                "WHERE app = ? AND stage = ? AND scope = ?",
+                app,
+                stage,
+                scope,
+            )
+            if not found:
+                return None
+            info = _lock_info(found[0][0], self.location)
+            return info if self._holder_alive(tx, info, scope, found[0][1]) else None
+
+    async def break_lock(self, lock_id: str) -> LockInfo:
+        return await asyncio.to_thread(self._break_lock, lock_id)
+
+    def _break_lock(self, lock_id: str) -> LockInfo:
+        with self._transaction(durable=False) as tx:
+            found = tx.rows(
+                "SELECT holder, scope, session FROM alchemy_locks WHERE lock_id = ?", lock_id
+            )
+            if not found:
+                raise LockError(
+                    f"no lock with id {lock_id!r}",
+                    where=self.location,
+                    fix="run `alchemy-nb status` to see the stage's current lock and its id",
+                )
+            info = _lock_info(found[0][0], self.location)
+            self._end_session(tx, info, found[0][1], found[0][2])
+            tx.run("DELETE FROM alchemy_locks WHERE lock_id = ?", lock_id)
+        return info
+
+    def _end_session(self, tx: Tx, info: LockInfo, scope: str, session: int | None) -> None:
+        """Make a broken lock's holder lose it (PostgreSQL: end its session)."""
+
+    # ------------------------------------------------------------------ ledger
+    async def ledger_append(
+        self, app: str, build: Callable[[dict[str, Any] | None], dict[str, Any]]
+    ) -> dict[str, Any]:
+        return await asyncio.to_thread(self._ledger_append, app, build)
+
+    def _ledger_append(
+        self, app: str, build: Callable[[dict[str, Any] | None], dict[str, Any]]
+    ) -> dict[str, Any]:
+        with self._transaction() as tx:
+            self._exclusive(tx, f"ledger\0{app}")
+            found = tx.rows(
+                "SELECT seq, event FROM alchemy_ledger WHERE app = ? ORDER BY seq DESC LIMIT 1",
+                app,
+            )
+            last = None
+            next_seq = 1
+            if found:
+                next_seq = int(found[0][0]) + 1
+                last = _ledger_entry(found[0][1], f"{self.location}, ledger of {app!r}, row {found[0][0]}")
+            event = build(last)
+            try:
+                line = json.dumps(
+                    event, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+                )
+            except (TypeError, ValueError) as exc:
+                raise LedgerError(
+                    f"a ledger event must be JSON ({exc})",
+                    where=self.location,
+                    fix="pass only strings, numbers, booleans, lists and dicts in the event",
+                ) from None
+            tx.run(
+                "INSERT INTO alchemy_ledger (app, seq, event) VALUES (?, ?, ?)",
+                app,
+                next_seq,
+                line,
+            )
+        return event
+
+    async def ledger_read(self, app: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self._ledger_read, app)
+
+    def _ledger_read(self, app: str) -> list[dict[str, Any]]:
+        with self._transaction(write=False) as tx:
+            rows = tx.rows("SELECT seq, event FROM alchemy_ledger WHERE app = ? ORDER BY seq", app)
+        return [
+            _ledger_entry(raw, f"{self.location}, ledger of {app!r}, row {seq}")
+            for seq, raw in rows
+        ]
+
+    # -------------------------------------------------------- promotion records
+    def doc_get(self, app: str, kind: str, key: str) -> dict[str, Any] | None:
+        _check_kind(kind)
+        with self._transaction(write=False) as tx:
+            found = tx.rows(
+                "SELECT value FROM alchemy_documents WHERE app = ? AND kind = ? AND key = ?",
+                app,
+                kind,
+                key,
+            )
+        if not found:
+            return None
+        return _parse(found[0][0], f"{self.location}, {kind} record {key!r} of app {app!r}")
+
+    def doc_put(
+        self, app: str, kind: str, key: str, value: dict[str, Any], *, create: bool = False
+    ) -> dict[str, Any]:
+        _check_kind(kind)
+        with self._transaction() as tx:
+            if create:
+                tx.run(
+                    "INSERT INTO alchemy_documents (app, kind, key, value) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    app,
+                    kind,
+                    key,
+                    _dumps(value),
+                )
+                found = tx.rows(
+                    "SELECT value FROM alchemy_documents WHERE app = ? AND kind = ? AND key = ?",
+                    app,
+                    kind,
+                    key,
+                )
+                return _parse(found[0][0], f"{self.location}, {kind} record {key!r}")
+            tx.run(
+                "INSERT INTO alchemy_documents (app, kind, key, value) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (app, kind, key) DO UPDATE SET value = excluded.value",
+                app,
+                kind,
+                key,
+                _dumps(value),
+            )
+        return value
+
+    def doc_keys(self, app: str, kind: str) -> list[str]:
+        _check_kind(kind)
+        with self._transaction(write=False) as tx:
+            rows = tx.rows(
+                "SELECT key FROM alchemy_documents WHERE app = ? AND kind = ? ORDER BY key",
+                app,
+                kind,
+            )
+        return [str(r[0]) for r in rows]
+
+    def blob_put(self, app: str, sha: str, data: bytes) -> None:
+        with self._transaction() as tx:
+            tx.run(
+                "INSERT INTO alchemy_blobs (app, sha, data) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                app,
+                sha,
+                data,
+            )
+
+    def blob_get(self, app: str, sha: str) -> bytes | None:
+        with self._transaction(write=False) as tx:
+            found = tx.rows("SELECT data FROM alchemy_blobs WHERE app = ? AND sha = ?", app, sha)
+        return bytes(found[0][0]) if found else None
+
+
+_RESTORE = (
+    "restore the database from a backup; if the stage's resources are gone, "
+    "`alchemy-nb state export` shows what is left"
+)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in DOC_KINDS:
+        raise ValueError(f"unknown document kind {kind!r}")
+
+
+def _parse(raw: Any, where: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise StateCorruptError(f"a stored record is not valid JSON ({exc})", where=where, fix=_RESTORE) from None
+    if not isinstance(value, dict):
+        raise StateCorruptError("a stored record is not a JSON object", where=where, fix=_RESTORE)
+    return value
+
+
+def _ledger_entry(raw: Any, where: str) -> dict[str, Any]:
+    try:
+        entry = json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        return {"damaged": f"{where} is not valid JSON ({exc})"}
+    if not isinstance(entry, dict):
+        return {"damaged": f"{where} is not a JSON object"}
+    return entry
+
+
+def _lock_info(raw: str, where: str) -> LockInfo:
+    from dataclasses import fields
+
+    try:
+        data = json.loads(raw)
+        names = {f.name for f in fields(LockInfo)}
+        return LockInfo(**{k: v for k, v in data.items() if k in names})
+    except (ValueError, TypeError) as exc:
+        raise StateCorruptError(
+            f"a lock record is damaged ({exc})",
+            where=where,
+            fix="make sure no deploy of this stage is running, then break the lock by its id",
+        ) from None
+
+
+def new_lock(app: str, stage: str, operation: str) -> LockInfo:
+    """A lock description for this process."""
+    return LockInfo.mine(secrets.token_hex(6), app, stage, operation)
+
