@@ -34,6 +34,7 @@ environment:
   STAGE, ALCHEMY_STAGE    default stage (else "dev")
   ALCHEMY_PASSWORD        password that seals secrets in state
   ALCHEMY_LOCK_TIMEOUT    seconds to wait for a stage lock (default 60)
+  ALCHEMY_STATE_URL       state store (file:PATH, sqlite:///PATH, postgresql://...)
 """
 
 
@@ -59,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--json", action="store_true", help="print exactly one JSON object on stdout"
     )
+    from ._state import STATE_HELP
+
+    common.add_argument("--state", metavar="URL", help=STATE_HELP)
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     common.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     common.add_argument(
@@ -147,6 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     from ..wrangler import _cli as wrangler_cli
 
     wrangler_cli.add_commands(sub, common)
+    from . import _state
+
+    _state.add_commands(sub, common)
     u = sub.add_parser("unlock", parents=[common], help="break a stage lock by naming it")
     u.add_argument(
         "lock_id", metavar="LOCK_ID", help="the id that `status` or the lock error shows"
@@ -273,6 +280,11 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
 
     from ..engine import App, Plan, default_stage
 
+    if getattr(args, "state", None):  # --state wins over $ALCHEMY_STATE_URL, here and in children
+        from ..state import open_store
+
+        open_store(args.state).close()  # a bad URL fails here, before anything runs
+        os.environ["ALCHEMY_STATE_URL"] = args.state
     if args.command == "unlock":
         return _unlock(args, out)
     if args.command == "runbook":
@@ -293,6 +305,8 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
     from ..wrangler import resolve_app  # alchemy_run.py, else a wrangler project
 
     app: App = resolve_app(args)
+    if getattr(args, "state", None):
+        app.state = args.state
     password = _password(args)
     saved = Plan.load(args.plan_file) if getattr(args, "plan_file", None) else None
     concurrency = getattr(args, "concurrency", None)
@@ -381,6 +395,10 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
 
     if args.command in COMMANDS:
         return run_command(app, args, out, args.stage)
+    if args.command == "state":
+        from ._state import run_command as run_state_command
+
+        return run_state_command(app, args, out)
     if args.command == "logs":
         return _logs(app, stage, args, out)
     if args.command == "dev":
@@ -481,10 +499,14 @@ def _logs(app: Any, stage: str, args: argparse.Namespace, out: _Output) -> int:
 def _unlock(args: argparse.Namespace, out: _Output) -> int:
     import asyncio
 
-    from ..state import FileStore
+    from ..state import store_from_env
 
     root = Path(args.program).resolve().parent
-    info = asyncio.run(FileStore(root / ".alchemy").break_lock(args.lock_id))
+    store = store_from_env(root / ".alchemy")
+    try:
+        info = asyncio.run(store.break_lock(args.lock_id))
+    finally:
+        store.close()
     out.log(f"broke {info.describe()}")
     if out.json:
         out.emit({"ok": True, "unlocked": info.to_json()})
