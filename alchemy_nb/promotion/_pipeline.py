@@ -197,10 +197,17 @@ class Pipeline:
         root = self.app.root
         program = _program_file(self.app)
         paths = {program, *artifacts}
+        # a state database beside the program is not part of a release (and reading its
+        # files would drop this process's SQLite locks on them)
+        db = getattr(self.app.state, "path", None)
+        state_files = {Path(f"{db}{end}").resolve() for end in ("", "-wal", "-shm", "-journal")}
         paths.update(  # what sits beside the program: modules it imports, files it reads
             p
             for p in program.parent.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.name not in _CONFIG_FILES
+            if p.is_file()
+            and not p.name.startswith(".")
+            and p.name not in _CONFIG_FILES
+            and (db is None or p.resolve() not in state_files)
         )
         files: dict[str, bytes] = {}
         for path in sorted(paths):

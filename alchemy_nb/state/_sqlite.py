@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -75,7 +76,7 @@ class SQLiteStore(SQLStore):
         self._synchronous = ""
         try:
             conn.execute("PRAGMA busy_timeout = 60000")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(conn)
             self._ensure_schema()
         except BaseException:
             self.close()
@@ -147,3 +148,16 @@ class SQLiteStore(SQLStore):
                 self._finalizer.detach()
                 self._conn.close()
                 self._conn = None
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch a database to WAL mode (once, whoever is first). The switch needs the
+    database to itself and does not wait for it, so retry while others hold it."""
+    deadline = time.monotonic() + 60
+    while conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
