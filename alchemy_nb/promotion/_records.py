@@ -145,6 +145,7 @@ class Records:
                 raise
             raise GateError(exc.what, where=exc.where, fix=exc.fix) from None
 
+
 def _digest(index: dict[str, str]) -> str:
     return hashlib.sha256(
         "".join(f"{rel}\0{sha}\n" for rel, sha in sorted(index.items())).encode()

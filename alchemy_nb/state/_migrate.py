@@ -61,6 +61,19 @@ async def _all_stages(store: StateStore, app: str) -> list[str]:
     return sorted(set(await store.stages(app)) | set(store.doc_keys(app, "stages")))
 
 
+async def _chosen_stages(store: StateStore, app: str, stage: str | None) -> list[str]:
+    known = await _all_stages(store, app)
+    if stage is None:
+        return known
+    if stage not in known:
+        raise ConfigError(
+            f"stage {stage!r} of app {app!r} has no state",
+            where=store.location,
+            fix="stages with state: " + (", ".join(known) or "none"),
+        )
+    return [stage]
+
+
 def _promotion_of(store: StateStore, app: str, stages: list[str] | None) -> dict[str, Any]:
     """The stage histories, gates and releases that belong to ``stages`` (None: all)."""
     stage_docs = {
@@ -83,9 +96,7 @@ def _promotion_of(store: StateStore, app: str, stages: list[str] | None) -> dict
             wanted.update(e["release"] for e in doc.get("history", []) if e.get("release"))
             if doc.get("current"):
                 wanted.add(doc["current"])
-    releases = {
-        key: rel for key in sorted(wanted) if (rel := store.doc_get(app, "releases", key))
-    }
+    releases = {key: rel for key in sorted(wanted) if (rel := store.doc_get(app, "releases", key))}
     return {"stages": stage_docs, "gates": gates, "releases": releases}
 
 
@@ -111,13 +122,7 @@ async def migrate(
             fix="pass another URL to --to",
         )
     report = MigrationReport(app, source.location, target.location)
-    stages = [stage] if stage else await _all_stages(source, app)
-    if stage and stage not in await _all_stages(source, app):
-        raise ConfigError(
-            f"stage {stage!r} of app {app!r} has no state to migrate",
-            where=source.location,
-            fix="stages with state: " + (", ".join(await _all_stages(source, app)) or "none"),
-        )
+    stages = await _chosen_stages(source, app, stage)
     ok, report.source_chain = await verify(source)
     if not ok:
         raise LedgerError(
@@ -218,7 +223,7 @@ async def export_state(
     """``app``'s state (one ``stage``, or all) as one readable JSON document.
 
     Secrets stay as the store keeps them: sealed."""
-    stages = [stage] if stage else await _all_stages(store, app)
+    stages = await _chosen_stages(store, app, stage)
     doc: dict[str, Any] = {
         "format": EXPORT_FORMAT,
         "app": app,

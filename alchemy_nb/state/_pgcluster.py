@@ -162,15 +162,15 @@ class Cluster:
 
 
 def _ensure_os_user() -> str:
-    try:
-        pwd.getpwnam(OS_USER)
-    except KeyError:
+    known = {entry.pw_name for entry in pwd.getpwall()}
+    if OS_USER not in known:
         done = subprocess.run(
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OS_USER],
             capture_output=True,
             text=True,
             check=False,
         )
-        if done.returncode != 0 and "already exists" not in done.stderr:
+        raced = OS_USER in {entry.pw_name for entry in pwd.getpwall()}  # another run made it
+        if done.returncode != 0 and not raced:
             raise RuntimeError(f"cannot create the system user {OS_USER}: {done.stderr.strip()}")
     return OS_USER

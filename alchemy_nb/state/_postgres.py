@@ -104,9 +104,7 @@ class PostgresStore(SQLStore):
         import psycopg
 
         try:
-            conn = psycopg.connect(
-                self.url, autocommit=True, connect_timeout=self.connect_timeout
-            )
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout)
         except psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise StateError(

@@ -413,12 +413,12 @@ class SQLStore:
             next_seq = 1
             if found:
                 next_seq = int(found[0][0]) + 1
-                last = _ledger_entry(found[0][1], f"{self.location}, ledger of {app!r}, row {found[0][0]}")
+                last = _ledger_entry(
+                    found[0][1], f"{self.location}, ledger of {app!r}, row {found[0][0]}"
+                )
             event = build(last)
             try:
-                line = json.dumps(
-                    event, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-                )
+                line = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
             except (TypeError, ValueError) as exc:
                 raise LedgerError(
                     f"a ledger event must be JSON ({exc})",
@@ -530,7 +530,9 @@ def _parse(raw: Any, where: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except (ValueError, TypeError) as exc:
-        raise StateCorruptError(f"a stored record is not valid JSON ({exc})", where=where, fix=_RESTORE) from None
+        raise StateCorruptError(
+            f"a stored record is not valid JSON ({exc})", where=where, fix=_RESTORE
+        ) from None
     if not isinstance(value, dict):
         raise StateCorruptError("a stored record is not a JSON object", where=where, fix=_RESTORE)
     return value
@@ -564,4 +566,3 @@ def _lock_info(raw: str, where: str) -> LockInfo:
 def new_lock(app: str, stage: str, operation: str) -> LockInfo:
     """A lock description for this process."""
     return LockInfo.mine(secrets.token_hex(6), app, stage, operation)
-

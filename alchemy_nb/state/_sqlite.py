@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,9 @@ class SQLiteStore(SQLStore):
             conn.execute("PRAGMA busy_timeout = 60000")
             _use_wal(conn)
             self._ensure_schema()
+        except sqlite3.Error as exc:
+            self.close()
+            raise self._error(exc) from exc
         except BaseException:
             self.close()
             raise
@@ -106,10 +109,8 @@ class SQLiteStore(SQLStore):
             try:
                 yield _SQLiteTx(conn)
             except BaseException as exc:
-                try:
+                with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
                 if isinstance(exc, sqlite3.Error):
                     raise self._error(exc) from exc
                 raise

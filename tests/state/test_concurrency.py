@@ -74,10 +74,10 @@ def deploy_at_once(folder: Path, url: str, runs: list[tuple[str, str]]) -> list[
     procs = []
     for stage, value in runs:
         env = {**os.environ, "VALUE": value, "ALCHEMY_LOCK_TIMEOUT": "240"}
+        command = [sys.executable, "-m", "alchemy_nb", "deploy", "--stage", stage, "--json"]
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "alchemy_nb", "deploy", "--stage", stage, "--json"]
-                + ["--state", url],
+                [*command, "--state", url],
                 cwd=folder,
                 env=env,
                 stdout=subprocess.PIPE,
