@@ -1,11 +1,10 @@
 """What the SQLite and PostgreSQL stores share: the schema, its versions, and every query.
 
-Tables (all JSON as text, exactly as written; ``rec::jsonb`` queries it in PostgreSQL)::
+Tables (all JSON as text, exactly as written; ``doc::jsonb`` queries it in PostgreSQL)::
 
     alchemy_schema      the schema's version (one row)
     alchemy_stages      which stages of which app have state
-    alchemy_resources   the snapshot: one row per resource record
-    alchemy_stage_meta  the snapshot's stage metadata (outputs, secret parameters)
+    alchemy_snapshots   each stage's snapshot: {"resources": {id: record}, "meta": {...}}
     alchemy_journal     entries written since the snapshot, in order
     alchemy_locks       who holds which stage lock (state or promotion), and since when
     alchemy_ledger      each app's audit ledger, one event per row
@@ -44,10 +43,8 @@ def _migrations(serial: str, blob: str) -> dict[int, list[str]]:
         1: [
             "CREATE TABLE alchemy_stages (app TEXT NOT NULL, stage TEXT NOT NULL, "
             "PRIMARY KEY (app, stage))",
-            "CREATE TABLE alchemy_resources (app TEXT NOT NULL, stage TEXT NOT NULL, "
-            "id TEXT NOT NULL, rec TEXT NOT NULL, PRIMARY KEY (app, stage, id))",
-            "CREATE TABLE alchemy_stage_meta (app TEXT NOT NULL, stage TEXT NOT NULL, "
-            "key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (app, stage, key))",
+            "CREATE TABLE alchemy_snapshots (app TEXT NOT NULL, stage TEXT NOT NULL, "
+            "doc TEXT NOT NULL, PRIMARY KEY (app, stage))",
             f"CREATE TABLE alchemy_journal (seq {serial}, app TEXT NOT NULL, "
             "stage TEXT NOT NULL, entry TEXT NOT NULL)",
             "CREATE INDEX alchemy_journal_stage ON alchemy_journal (app, stage, seq)",
@@ -86,6 +83,14 @@ class SQLStore:
     location: str
     serial = "INTEGER PRIMARY KEY"
     blob = "BLOB"
+    inline = False
+    """Run quick calls on the event loop's thread (a local file: a thread hop costs more
+    than the call); calls that wait for the disk (fsync) always go to a worker thread."""
+
+    async def _io(self, fn: Callable[..., Any], *args: Any, waits: bool = False) -> Any:
+        if self.inline and not waits:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
 
     # ---------------------------------------------------------- for subclasses
     def _transaction(
@@ -135,18 +140,13 @@ class SQLStore:
 
     # ------------------------------------------------------------------ stages
     async def load(self, app: str, stage: str) -> StageState:
-        return await asyncio.to_thread(self._load, app, stage)
+        return await self._io(self._load, app, stage)  # type: ignore[no-any-return]
 
     def _load(self, app: str, stage: str) -> StageState:
         state = StageState(app=app, stage=stage)
         with self._transaction(write=False) as tx:
-            records = tx.rows(
-                "SELECT id, rec FROM alchemy_resources WHERE app = ? AND stage = ?", app, stage
-            )
-            meta = tx.rows(
-                "SELECT key, value FROM alchemy_stage_meta WHERE app = ? AND stage = ?",
-                app,
-                stage,
+            snapshot = tx.rows(
+                "SELECT doc FROM alchemy_snapshots WHERE app = ? AND stage = ?", app, stage
             )
             journal = tx.rows(
                 "SELECT seq, entry FROM alchemy_journal WHERE app = ? AND stage = ? ORDER BY seq",
@@ -154,17 +154,23 @@ class SQLStore:
                 stage,
             )
         where = f"{self.location}, app {app!r}, stage {stage!r}"
-        for rid, raw in records:
-            rec = _parse(raw, f"{where}, resource {rid!r}")
-            if not isinstance(rec.get("kind"), str) or not isinstance(rec.get("status"), str):
-                raise StateCorruptError(
-                    "a resource record lacks its kind or status",
-                    where=f"{where}, resource {rid!r}",
-                    fix=_RESTORE,
-                )
-            state.records[rid] = rec
-        for key, raw in meta:
-            state.meta[key] = json.loads(raw)
+        if snapshot:
+            doc = _parse(snapshot[0][0], f"{where}, snapshot")
+            records, meta = doc.get("resources"), doc.get("meta")
+            if not isinstance(records, dict) or not isinstance(meta, dict):
+                raise StateCorruptError("a stage snapshot is damaged", where=where, fix=_RESTORE)
+            for rid, rec in records.items():
+                if not (
+                    isinstance(rec, dict)
+                    and isinstance(rec.get("kind"), str)
+                    and isinstance(rec.get("status"), str)
+                ):
+                    raise StateCorruptError(
+                        "a resource record is damaged (it lacks its kind or status)",
+                        where=f"{where}, resource {rid!r}",
+                        fix=_RESTORE,
+                    )
+            state.records, state.meta = records, meta
         for seq, raw in journal:
             entry = _parse(raw, f"{where}, journal entry {seq}")
             if entry.get("t") not in ("put", "del", "meta"):
@@ -183,7 +189,7 @@ class SQLStore:
         if not entries:
             return
         rows = [(app, stage, _dumps(e)) for e in entries]
-        await asyncio.to_thread(self._append, app, stage, rows, sync)
+        await self._io(self._append, app, stage, rows, sync, waits=sync)
 
     def _append(self, app: str, stage: str, rows: list[tuple[str, str, str]], sync: bool) -> None:
         with self._transaction(durable=sync) as tx:
@@ -195,7 +201,7 @@ class SQLStore:
             tx.many("INSERT INTO alchemy_journal (app, stage, entry) VALUES (?, ?, ?)", rows)
 
     async def checkpoint(self, state: StageState) -> None:
-        await asyncio.to_thread(self._checkpoint, state)
+        await self._io(self._checkpoint, state, waits=True)
         state.replayed = 0
 
     def _checkpoint(self, state: StageState) -> None:
@@ -206,32 +212,25 @@ class SQLStore:
                 app,
                 stage,
             )
-            for table in ("alchemy_resources", "alchemy_stage_meta", "alchemy_journal"):
-                tx.run(f"DELETE FROM {table} WHERE app = ? AND stage = ?", app, stage)
-            tx.many(
-                "INSERT INTO alchemy_resources (app, stage, id, rec) VALUES (?, ?, ?, ?)",
-                [(app, stage, rid, _dumps(rec)) for rid, rec in sorted(state.records.items())],
-            )
-            tx.many(
-                "INSERT INTO alchemy_stage_meta (app, stage, key, value) VALUES (?, ?, ?, ?)",
-                [(app, stage, k, _dumps(v)) for k, v in sorted(state.meta.items())],
+            tx.run("DELETE FROM alchemy_journal WHERE app = ? AND stage = ?", app, stage)
+            tx.run(
+                "INSERT INTO alchemy_snapshots (app, stage, doc) VALUES (?, ?, ?) "
+                "ON CONFLICT (app, stage) DO UPDATE SET doc = excluded.doc",
+                app,
+                stage,
+                _dumps({"resources": state.records, "meta": state.meta}),
             )
 
     async def drop(self, app: str, stage: str) -> None:
-        await asyncio.to_thread(self._drop, app, stage)
+        await self._io(self._drop, app, stage, waits=True)
 
     def _drop(self, app: str, stage: str) -> None:
         with self._transaction() as tx:
-            for table in (
-                "alchemy_resources",
-                "alchemy_stage_meta",
-                "alchemy_journal",
-                "alchemy_stages",
-            ):
+            for table in ("alchemy_snapshots", "alchemy_journal", "alchemy_stages"):
                 tx.run(f"DELETE FROM {table} WHERE app = ? AND stage = ?", app, stage)
 
     async def stages(self, app: str) -> list[str]:
-        return await asyncio.to_thread(self._stages, app)
+        return await self._io(self._stages, app)  # type: ignore[no-any-return]
 
     def _stages(self, app: str) -> list[str]:
         with self._transaction(write=False) as tx:
@@ -302,7 +301,7 @@ class SQLStore:
         delay = 0.01
         waited = False
         while True:
-            holder, took_over = await asyncio.to_thread(attempt)
+            holder, took_over = await self._io(attempt)
             if holder is None:
                 if took_over is not None and on_takeover is not None:
                     on_takeover(took_over)
@@ -356,7 +355,7 @@ class SQLStore:
         raise NotImplementedError
 
     async def current_lock(self, app: str, stage: str) -> LockInfo | None:
-        return await asyncio.to_thread(self._current_lock, app, stage, "state")
+        return await self._io(self._current_lock, app, stage, "state")  # type: ignore[no-any-return]
 
     def _current_lock(self, app: str, stage: str, scope: str) -> LockInfo | None:
         with self._transaction(write=False) as tx:
@@ -373,7 +372,7 @@ class SQLStore:
             return info if self._holder_alive(tx, info, scope, found[0][1]) else None
 
     async def break_lock(self, lock_id: str) -> LockInfo:
-        return await asyncio.to_thread(self._break_lock, lock_id)
+        return await self._io(self._break_lock, lock_id)  # type: ignore[no-any-return]
 
     def _break_lock(self, lock_id: str) -> LockInfo:
         with self._transaction(durable=False) as tx:
@@ -398,7 +397,7 @@ class SQLStore:
     async def ledger_append(
         self, app: str, build: Callable[[dict[str, Any] | None], dict[str, Any]]
     ) -> dict[str, Any]:
-        return await asyncio.to_thread(self._ledger_append, app, build)
+        return await self._io(self._ledger_append, app, build, waits=True)  # type: ignore[no-any-return]
 
     def _ledger_append(
         self, app: str, build: Callable[[dict[str, Any] | None], dict[str, Any]]
@@ -434,7 +433,7 @@ class SQLStore:
         return event
 
     async def ledger_read(self, app: str) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self._ledger_read, app)
+        return await self._io(self._ledger_read, app)  # type: ignore[no-any-return]
 
     def _ledger_read(self, app: str) -> list[dict[str, Any]]:
         with self._transaction(write=False) as tx:

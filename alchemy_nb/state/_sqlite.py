@@ -51,6 +51,8 @@ class SQLiteStore(SQLStore):
         app = alchemy_nb.App("hello", state=store)
     """
 
+    inline = True
+
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.location = f"sqlite:///{self.path}"
