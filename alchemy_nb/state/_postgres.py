@@ -96,6 +96,8 @@ class PostgresStore(SQLStore):
         self.connect_timeout = connect_timeout
         self._conn: psycopg.Connection[Any] | None = None
         self._mutex = threading.RLock()
+        self._idle: list[psycopg.Connection[Any]] = []  # lock sessions, kept for the next lock
+        weakref.finalize(self, _close_all, self._idle)
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.location!r})"
@@ -200,7 +202,10 @@ class PostgresStore(SQLStore):
 
         key = advisory_key(scope, app, stage)
         mine = new_lock(app, stage, operation)
-        session = await asyncio.to_thread(self._open)  # the lock lives as long as this session
+        with self._mutex:
+            session = self._idle.pop() if self._idle else None
+        if session is None:  # the lock lives as long as its session
+            session = await asyncio.to_thread(self._open)
 
         def attempt() -> tuple[LockInfo | None, LockInfo | None]:
             try:
@@ -222,14 +227,23 @@ class PostgresStore(SQLStore):
             def release() -> None:
                 with suppress(StateError):
                     self._unlock_row(mine.id)
-                with suppress(psycopg.Error):
-                    session.execute("SELECT pg_advisory_unlock(%s)", (key,))
-                session.close()
+                try:
+                    session.execute("SELECT pg_advisory_unlock_all()")
+                except psycopg.Error:  # a broken session (e.g. its lock was broken): drop it
+                    session.close()
+                    return
+                with self._mutex:
+                    if self._conn is None:  # the store was closed meanwhile
+                        session.close()
+                    else:
+                        self._idle.append(session)
 
             await asyncio.to_thread(release)
 
     def close(self) -> None:
         with self._mutex:
+            while self._idle:
+                self._idle.pop().close()
             if self._conn is not None:
                 self._finalizer.detach()
                 self._conn.close()
@@ -239,3 +253,8 @@ class PostgresStore(SQLStore):
 def _unknown_holder(app: str, stage: str) -> LockInfo:
     """The holder of a lock taken an instant ago, before it wrote its name."""
     return LockInfo("unknown", app, stage, "unknown", "unknown", "unknown", 0, "", time.time())
+
+
+def _close_all(sessions: list[Any]) -> None:
+    while sessions:
+        sessions.pop().close()
