@@ -12,7 +12,7 @@ help:
 	@echo "make demo   - set up .venv and run the example app (plan, deploy, no-op, read, destroy)"
 	@echo "make test   - set up .venv with the test extras and run the whole suite"
 	@echo "make check  - ruff (lint + format check) and mypy (strict)"
-	@echo "make bench  - benchmarks beside their peers (Alchemy on bun, Miniflare, papermill)"
+	@echo "make bench  - benchmarks beside their peers (Alchemy on bun, Miniflare, papermill) and the state stores"
 	@echo "make clean  - remove .venv and caches"
 
 $(BIN)/python:
@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fs.py
 	$(BIN)/python benchmarks/bench_local.py
 	$(BIN)/python benchmarks/bench_runbook.py
+	$(BIN)/python benchmarks/bench_state.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
