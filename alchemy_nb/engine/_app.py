@@ -100,6 +100,8 @@ class App:
 
     ``root`` is the app's folder (default: the folder of the file that creates the app,
     else the current directory); relative paths and ``.alchemy/`` state live there.
+    ``state`` is a store or a state URL (``sqlite:///state.db``,
+    ``postgresql://deploy@db/alchemy``); by default ``$ALCHEMY_STATE_URL``, else the files.
     """
 
     def __init__(

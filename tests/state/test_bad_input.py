@@ -10,7 +10,7 @@ import pytest
 from conftest import cli, run, write_program
 
 from alchemy_nb.errors import ConfigError, StateError
-from alchemy_nb.state import FileStore, PostgresStore, SQLiteStore, open_store
+from alchemy_nb.state import FileStore, PostgresStore, SQLiteStore, StageState, open_store
 from alchemy_nb.state._pgcluster import Cluster
 from alchemy_nb.state._sql import SCHEMA_VERSION
 
@@ -74,6 +74,25 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
         run(store.load("app", "dev"))
     assert str(path) in str(caught.value)
     assert path.read_text() == "this is not a database\n" * 100  # untouched
+
+
+def test_a_damaged_snapshot_in_a_database_names_the_stage_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    from alchemy_nb.errors import StateCorruptError
+
+    path = tmp_path / "state.db"
+    store = SQLiteStore(path)
+    run(store.checkpoint(StageState("app", "dev", {"a": {"kind": "k", "status": "created"}})))
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute('UPDATE alchemy_snapshots SET doc = \'{"resources": {"a": 1}, "meta": {}}\'')
+    conn.close()
+    again = SQLiteStore(path)
+    with pytest.raises(StateCorruptError, match="resource record is damaged") as caught:
+        run(again.load("app", "dev"))
+    assert f"{again.location}, app 'app', stage 'dev', resource 'a'" in str(caught.value)
+    again.close()
 
 
 def test_a_sqlite_schema_from_a_newer_version_is_refused(tmp_path: Path) -> None:
