@@ -203,16 +203,24 @@ class PostgresStore(SQLStore):
         key = advisory_key(scope, app, stage)
         mine = new_lock(app, stage, operation)
         with self._mutex:
-            session = self._idle.pop() if self._idle else None
-        if session is None:  # the lock lives as long as its session
-            session = await asyncio.to_thread(self._open)
+            kept = self._idle.pop() if self._idle else None
+        reused = kept is not None
+        # the lock lives as long as its session
+        session = kept if kept is not None else await asyncio.to_thread(self._open)
 
         def attempt() -> tuple[LockInfo | None, LockInfo | None]:
+            nonlocal session, reused
             try:
                 got = session.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-                pid = session.info.backend_pid
+            except psycopg.OperationalError as exc:
+                if not reused:
+                    raise self._error(exc) from exc
+                session.close()  # a kept session the server ended meanwhile: open another
+                session, reused = self._open(), False
+                return attempt()
             except psycopg.Error as exc:
                 raise self._error(exc) from exc
+            pid = session.info.backend_pid
             if not (got and got[0]):
                 holder = self._current_lock(app, stage, scope)
                 return holder or _unknown_holder(app, stage), None

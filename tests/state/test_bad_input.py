@@ -183,3 +183,23 @@ def test_a_postgres_schema_from_a_newer_version_is_refused_and_an_older_one_migr
     with pytest.raises(StateError, match="newer than this alchemy-nb knows"):
         run(newer.load("app", "dev"))
     newer.close()
+
+
+@PG
+def test_a_lock_session_the_server_ended_is_replaced(pg_url: str) -> None:
+    import psycopg
+
+    store = PostgresStore(pg_url)
+
+    async def lock_once() -> str:
+        async with store.lock("app", "dev", operation="deploy", timeout=5) as info:
+            return info.id
+
+    first = run(lock_once())
+    kept = store._idle[0].info.backend_pid
+    with psycopg.connect(pg_url, autocommit=True) as admin:  # e.g. a server restart
+        admin.execute("SELECT pg_terminate_backend(%s)", (kept,))
+    second = run(lock_once())
+    assert second != first
+    assert store._idle[0].info.backend_pid != kept
+    store.close()
