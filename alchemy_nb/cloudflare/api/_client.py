@@ -22,6 +22,7 @@ import asyncio
 import functools
 import os
 import random
+import re
 import ssl
 import weakref
 from collections.abc import Mapping
@@ -102,8 +103,13 @@ class CloudflareClient:
         timeout: float = 60.0,
         shared: _Shared | None = None,
     ) -> None:
-        import httpx
-
+        try:
+            import httpx
+        except ImportError:
+            raise ConfigError(
+                "the cloudflare target needs httpx, which is not installed",
+                fix="pip install 'alchemy-nb[cloudflare]'",
+            ) from None
         if max_concurrency < 1:
             raise ConfigError(
                 f"the Cloudflare concurrency cap must be at least 1, not {max_concurrency}",
@@ -266,6 +272,8 @@ class CloudflareClient:
             retry_after: float | None = None
             try:
                 async with self._shared.slots:
+                    if self._shared.auth_error is not None:  # learnt while this one waited
+                        raise self._shared.auth_error
                     self._shared.requests += 1
                     response = await self._http.request(
                         method, path, json=json, params=params, files=files
@@ -330,6 +338,18 @@ class CloudflareClient:
             )
             self._shared.auth_error = error
             return error
+        account = re.match(r"/accounts/([^/]+)", path)
+        if code == 7003 and account and status in (400, 403, 404):
+            return CloudflareError(
+                f"the Cloudflare account {account.group(1)!r} does not exist or this token "
+                f"cannot see it (HTTP {status}, {label})",
+                status=status,
+                code=code,
+                message=message,
+                where=where,
+                fix="set CLOUDFLARE_ACCOUNT_ID to an account the token can use (or unset "
+                "it when the token sees exactly one)",
+            )
         if status == 429 or status >= 500:
             what = f"{method} {path} still failed after {attempt} attempts (HTTP {status}, {label})"
             fix = "Cloudflare is rate-limiting or failing; wait a few minutes and deploy again"
