@@ -180,6 +180,8 @@ class D1DatabaseProvider(Provider[D1DatabaseProps, D1DatabaseOutputs]):
             )
         created = outputs is None
         db = await d1_create(ctx, name) if created else outputs.model_dump()
+        if not files and (created or not outputs.migrations):
+            return D1DatabaseOutputs(database_id=db["database_id"], name=db["name"])
         try:
             applied = await d1_migrate(ctx, db["database_id"], files, props.migrations_table)
         except BaseException:

@@ -120,16 +120,19 @@ class CloudflareClient:
         self.max_attempts = max_attempts
         self.backoff = backoff
         self._shared = shared or _Shared(max_concurrency, credentials.account_id)
-        self._http = httpx.AsyncClient(
-            base_url=credentials.base_url.rstrip("/"),
-            headers={
-                "Authorization": f"Bearer {credentials.token}",
-                "User-Agent": "alchemy-nb",
-            },
-            timeout=timeout,
-            verify=_ssl_context(),
-            limits=httpx.Limits(max_connections=max_concurrency),
-        )
+        self._owns_http = self._shared.http is None
+        if self._shared.http is None:
+            self._shared.http = httpx.AsyncClient(
+                base_url=credentials.base_url.rstrip("/"),
+                headers={
+                    "Authorization": f"Bearer {credentials.token}",
+                    "User-Agent": "alchemy-nb",
+                },
+                timeout=timeout,
+                verify=_ssl_context(),
+                limits=httpx.Limits(max_connections=max_concurrency),
+            )
+        self._http = self._shared.http
 
     @property
     def requests(self) -> int:
@@ -151,8 +154,9 @@ class CloudflareClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
+        """Close the connection pool (a shared pool closes with its event loop)."""
+        if self._owns_http:
+            await self._http.aclose()
 
     # ---------------------------------------------------------------- account
     async def account_id(self, where: str | None = None) -> str:
@@ -402,6 +406,17 @@ class _Shared:
         self.auth_error: CloudflareError | None = None
         self.subdomain: str | None = None
         self.requests = 0
+        self.http: Any = None
+        """The shared connection pool (an ``httpx.AsyncClient``)."""
+
+    async def close_with_loop(self) -> None:
+        """Wait until ``asyncio.run`` cancels the loop's remaining tasks at its end, then
+        close the pool, so no connection outlives its loop."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            if self.http is not None:
+                await self.http.aclose()
 
 
 @functools.cache
@@ -430,4 +445,13 @@ def client_for(profile: str | None = None) -> CloudflareClient:
     shared = per_loop.get(key)
     if shared is None:
         shared = per_loop[key] = _Shared(cap, credentials.account_id)
+        client = CloudflareClient(credentials, max_concurrency=cap, shared=shared)
+        client._owns_http = False
+        task = asyncio.get_running_loop().create_task(shared.close_with_loop())
+        _keepers.add(task)
+        task.add_done_callback(_keepers.discard)
+        return client
     return CloudflareClient(credentials, max_concurrency=cap, shared=shared)
+
+
+_keepers: set[asyncio.Task[None]] = set()

@@ -91,11 +91,31 @@ def _spec() -> dict[str, Any]:
     return spec
 
 
+def _inline_refs(node: Any, components: dict[str, Any], seen: tuple[str, ...] = ()) -> Any:
+    """The same document with its ``#/components`` references inlined (a recursive one
+    stays a reference): validating then skips openapi-core's slow reference resolution."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/") and len(node) == 1:
+            if ref in seen:
+                return node
+            target: Any = components
+            for part in ref[len("#/components/") :].split("/"):
+                target = target[part]
+            return _inline_refs(target, components, (*seen, ref))
+        return {k: _inline_refs(v, components, seen) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(v, components, seen) for v in node]
+    return node
+
+
 @cache
 def _openapi() -> Any:
     from openapi_core import OpenAPI
 
-    return OpenAPI.from_dict(_spec())
+    spec = dict(_spec())
+    spec["paths"] = _inline_refs(spec["paths"], spec["components"])
+    return OpenAPI.from_dict(spec)
 
 
 @cache
