@@ -12,7 +12,15 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["COMMANDS", "add_commands", "add_options", "add_refresh", "apply_options", "refresh", "run_command"]
+__all__ = [
+    "COMMANDS",
+    "add_commands",
+    "add_options",
+    "add_refresh",
+    "apply_options",
+    "refresh",
+    "run_command",
+]
 
 COMMANDS = {"cloudflare"}
 
@@ -121,8 +129,10 @@ def run_command(args: argparse.Namespace, out: Any) -> int:
         return 0
 
     async def account_of(credentials: Credentials) -> str:
+        where = "alchemy-nb cloudflare " + args.cf_action
         async with CloudflareClient(credentials) as client:
-            return await client.account_id("alchemy-nb cloudflare " + args.cf_action)
+            await client.verify(where)
+            return await client.account_id(where)
 
     if args.cf_action == "whoami":
         credentials = resolve_credentials(args.profile)

@@ -179,8 +179,11 @@ class D1DatabaseProvider(Provider[D1DatabaseProps, D1DatabaseOutputs]):
                 fix="keep the name, or give the database a new resource id (a new database)",
             )
         created = outputs is None
-        db = await d1_create(ctx, name) if created else outputs.model_dump()
-        if not files and (created or not outputs.migrations):
+        if outputs is None:
+            db = await d1_create(ctx, name)
+        else:
+            db = outputs.model_dump()
+        if not files and not (outputs is not None and outputs.migrations):
             return D1DatabaseOutputs(database_id=db["database_id"], name=db["name"])
         try:
             applied = await d1_migrate(ctx, db["database_id"], files, props.migrations_table)

@@ -56,10 +56,10 @@ promote_from = "staging"
 GREETING = "hello from prod"
 """
 
-VERSION_ROUTE = '''
+VERSION_ROUTE = """
         if path == "/version":
             return Response("v2\\n")
-'''
+"""
 
 
 class Target:

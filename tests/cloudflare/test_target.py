@@ -26,10 +26,10 @@ from alchemy_nb.cloudflare import (
     Workflow,
 )
 from alchemy_nb.cloudflare.api import detect_drift
-from alchemy_nb.errors import ConfigError, DeployError
+from alchemy_nb.errors import DeployError
 from alchemy_nb.testing.cloudflare import FakeCloudflare
 
-WORKER = '''
+WORKER = """
 from workers import DurableObject, Response, WorkerEntrypoint, WorkflowEntrypoint
 
 
@@ -46,7 +46,7 @@ class Signup(WorkflowEntrypoint):
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
         return Response(self.env.GREETING)
-'''
+"""
 
 
 @pytest.fixture
@@ -100,8 +100,9 @@ def full_app(root: Path, **options: Any) -> alchemy_nb.App:
         }
         for cls in opts["classes"]:
             bindings[cls.upper()] = DurableObjectNamespace(cls.lower(), class_name=cls)
-        api = Worker("api", entry="src/worker.py", bindings=bindings,
-                     vars={"GREETING": opts["greeting"]})
+        api = Worker(
+            "api", entry="src/worker.py", bindings=bindings, vars={"GREETING": opts["greeting"]}
+        )
         return {"url": api.url}
 
     return app
@@ -157,7 +158,9 @@ def test_updates_rename_kv_add_versions_and_migrate_classes(
     first = fake.scripts["shop-api-prod"].etag
 
     app = full_app(root, kv_title="shop-cache-renamed", classes=["Counter", "Room"])
-    (root / "src" / "worker.py").write_text(textwrap.dedent(WORKER) + "\nclass Room(Counter):\n    pass\n")
+    (root / "src" / "worker.py").write_text(
+        textwrap.dedent(WORKER) + "\nclass Room(Counter):\n    pass\n"
+    )
     run(app.deploy("prod"))
     assert fake.kv[ns_id]["title"] == "shop-cache-renamed"  # renamed in place, same id
     script = fake.scripts["shop-api-prod"]
@@ -192,7 +195,11 @@ def test_a_name_conflict_fails_clearly_or_is_adopted(
     fake: FakeCloudflare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for i in range(120):  # the existing one sits on the second page of the listing
-        fake.kv[f"{i:032x}"] = {"id": f"{i:032x}", "title": f"other-{i}", "supports_url_encoding": True}
+        fake.kv[f"{i:032x}"] = {
+            "id": f"{i:032x}",
+            "title": f"other-{i}",
+            "supports_url_encoding": True,
+        }
     fake.kv["f" * 32] = {"id": "f" * 32, "title": "kvs-ns0-prod", "supports_url_encoding": True}
     app = kv_app(tmp_path)
     with pytest.raises(DeployError) as info:
@@ -239,7 +246,9 @@ def test_the_account_is_discovered_when_the_token_sees_one(
     assert [p for m, p, _ in fake.log].count("/client/v4/accounts") == 1
 
 
-def test_several_accounts_need_an_account_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_several_accounts_need_an_account_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with FakeCloudflare(accounts=2) as fake:
         monkeypatch.setenv("CLOUDFLARE_API_BASE_URL", fake.base_url)
         monkeypatch.setenv("CLOUDFLARE_API_TOKEN", fake.token)

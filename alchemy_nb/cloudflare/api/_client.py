@@ -161,11 +161,13 @@ class CloudflareClient:
     # ---------------------------------------------------------------- account
     async def account_id(self, where: str | None = None) -> str:
         """The account: ``CLOUDFLARE_ACCOUNT_ID``, or the only one the token can see."""
-        if self._shared.account_id:
-            return self._shared.account_id
+        known = self._shared.account_id
+        if known:
+            return known
         async with self._shared.account_lock:
-            if self._shared.account_id:
-                return self._shared.account_id
+            known = self._shared.account_id  # found while this call waited
+            if known:
+                return known
             accounts = await self.paginate("/accounts", where=where, per_page=50)
             if len(accounts) != 1:
                 names = ", ".join(f"{a.get('name')} ({a.get('id')})" for a in accounts[:10])
@@ -177,6 +179,18 @@ class CloudflareClient:
                 )
             self._shared.account_id = str(accounts[0]["id"])
             return self._shared.account_id
+
+    async def verify(self, where: str | None = None) -> str:
+        """Check the token (``GET /user/tokens/verify``); returns its status (``active``)."""
+        result = await self.call("GET", "/user/tokens/verify", where=where)
+        status = str((result or {}).get("status", "unknown"))
+        if status != "active":
+            raise ConfigError(
+                f"the Cloudflare API token is {status}",
+                where=where,
+                fix="create a new token in the Cloudflare dashboard and log in again",
+            )
+        return status
 
     async def account_path(self, where: str | None = None) -> str:
         """``/accounts/{account_id}``."""
@@ -211,7 +225,12 @@ class CloudflareClient:
         """One API call; returns the envelope's ``result``. A status in ``ok_statuses``
         (e.g. 404 on a delete) returns None instead of raising."""
         envelope = await self.envelope(
-            method, path, json=json, params=params, files=files, where=where,
+            method,
+            path,
+            json=json,
+            params=params,
+            files=files,
+            where=where,
             ok_statuses=ok_statuses,
         )
         return None if envelope is None else envelope.get("result")
@@ -308,7 +327,7 @@ class CloudflareClient:
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, 60.0) + random.uniform(0, self.backoff / 4)
-        base = min(self.backoff * 2 ** (attempt - 1), 10.0)
+        base = min(self.backoff * 2.0 ** (attempt - 1), 10.0)
         return base / 2 + random.uniform(0, base / 2)
 
     def _error(

@@ -136,8 +136,7 @@ def resolve_credentials(profile: str | None = None) -> Credentials:
     token = os.environ.get("CLOUDFLARE_API_TOKEN") or stored.get("token")
     if not token:
         raise ConfigError(
-            "no Cloudflare API token: CLOUDFLARE_API_TOKEN is not set and no profile "
-            "provides one",
+            "no Cloudflare API token: CLOUDFLARE_API_TOKEN is not set and no profile provides one",
             fix="set CLOUDFLARE_API_TOKEN, or store one: alchemy-nb cloudflare login",
         )
     from_env = bool(os.environ.get("CLOUDFLARE_API_TOKEN"))

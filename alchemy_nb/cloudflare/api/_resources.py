@@ -266,9 +266,7 @@ async def workflow_delete(ctx: ResourceContext, name: str) -> None:
     """Delete a Workflow (gone already: fine); its Worker stays."""
     async with client_for() as client:
         base = await client.account_path(where(ctx))
-        await client.call(
-            "DELETE", f"{base}/workflows/{name}", where=where(ctx), ok_statuses=_GONE
-        )
+        await client.call("DELETE", f"{base}/workflows/{name}", where=where(ctx), ok_statuses=_GONE)
 
 
 async def workflow_read(ctx: ResourceContext, name: str) -> dict[str, Any] | None:

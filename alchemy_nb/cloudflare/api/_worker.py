@@ -163,9 +163,7 @@ async def worker_deploy(
         }
 
 
-async def _check_free(
-    ctx: ResourceContext, client: CloudflareClient, base: str, name: str
-) -> None:
+async def _check_free(ctx: ResourceContext, client: CloudflareClient, base: str, name: str) -> None:
     scripts = await client.call("GET", f"{base}/workers/scripts", where=where(ctx))
     if any(s.get("id") == name for s in scripts or []) and not adopting():
         raise conflict(ctx, f"a Worker script named {name!r}")
@@ -282,9 +280,7 @@ async def worker_read(ctx: ResourceContext, name: str) -> dict[str, Any] | None:
         found = next((s for s in scripts or [] if s.get("id") == name), None)
         if found is None:
             return None
-        sub = await client.call(
-            "GET", f"{base}/workers/scripts/{name}/subdomain", where=where(ctx)
-        )
+        sub = await client.call("GET", f"{base}/workers/scripts/{name}/subdomain", where=where(ctx))
         return {"version": found.get("etag", ""), "workers_dev": bool((sub or {}).get("enabled"))}
 
 

@@ -4,6 +4,7 @@ contract fake and print its base URL, the token it accepts and the account id.""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -46,10 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"token: {fake.token}  account: {fake.account_id}", file=sys.stderr, flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         done.wait()
-    except KeyboardInterrupt:
-        pass
     fake.stop()
     return 0
 

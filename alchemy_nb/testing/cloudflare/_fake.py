@@ -88,6 +88,16 @@ def _spec() -> dict[str, Any]:
             security = operation.get("security") if isinstance(operation, dict) else None
             if security and not any(req == {"api_token": []} for req in security):
                 operation["security"] = [{"api_token": []}, {"api_email": [], "api_key": []}]
+            # A third: some failure responses join the success envelope (success: [true])
+            # with the failure envelope (success: [false]) in one allOf, so that no failure
+            # could ever validate; those are checked against the failure envelope alone.
+            for code, response in (operation.get("responses") or {}).items():
+                media = (response.get("content") or {}).get("application/json") or {}
+                parts = (media.get("schema") or {}).get("allOf") or []
+                refs = [part.get("$ref", "") for part in parts]
+                if code.startswith("4") and any(r.endswith("common-failure") for r in refs):
+                    failure = next(r for r in refs if r.endswith("common-failure"))
+                    media["schema"] = {"$ref": failure}
     return spec
 
 
@@ -374,7 +384,11 @@ class FakeCloudflare:
         if isinstance(exc, PathError):
             return 404, _envelope_error(7000, f"No route for that URI ({what})"), {}
         if "security" in type(exc).__name__.lower():
-            return 401, _envelope_error(9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers"), {}
+            return (
+                401,
+                _envelope_error(9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers"),
+                {},
+            )
         return 400, _envelope_error(10001, f"contract: {what}"), {}
 
     async def _dispatch(self, request: Any, path: str, body: bytes) -> tuple[int, Any]:
@@ -411,7 +425,11 @@ class FakeCloudflare:
             ("DELETE", a + "/workers/scripts/(?P<name>[^/]+)", self._delete_script),
             ("GET", a + "/workers/scripts/(?P<name>[^/]+)/subdomain", self._script_subdomain),
             ("POST", a + "/workers/scripts/(?P<name>[^/]+)/subdomain", self._set_script_subdomain),
-            ("DELETE", a + "/workers/scripts/(?P<name>[^/]+)/subdomain", self._del_script_subdomain),
+            (
+                "DELETE",
+                a + "/workers/scripts/(?P<name>[^/]+)/subdomain",
+                self._del_script_subdomain,
+            ),
             ("GET", a + "/workers/subdomain", self._account_subdomain),
             ("PUT", a + "/workers/subdomain", self._set_account_subdomain),
             ("GET", a + "/workers/durable_objects/namespaces", self._do_list),
@@ -546,7 +564,9 @@ class FakeCloudflare:
         for binding in metadata.get("bindings", []):
             if binding.get("type") == "workflow" and binding.get("class_name"):
                 self._register_workflow(
-                    binding["workflow_name"], binding["class_name"], binding.get("script_name") or name
+                    binding["workflow_name"],
+                    binding["class_name"],
+                    binding.get("script_name") or name,
                 )
         result = {**self._script_summary(script), "handlers": ["fetch"], "startup_time_ms": 1}
         return 200, _ok(result)
@@ -591,7 +611,9 @@ class FakeCloudflare:
         s = self._script(params["name"])
         return 200, _ok({"enabled": s.subdomain_enabled, "previews_enabled": s.previews_enabled})
 
-    def _set_script_subdomain(self, params: dict[str, str], query: Any, body: bytes, *_: Any) -> Any:
+    def _set_script_subdomain(
+        self, params: dict[str, str], query: Any, body: bytes, *_: Any
+    ) -> Any:
         s = self._script(params["name"])
         data = json.loads(body)
         s.subdomain_enabled = bool(data["enabled"])
@@ -664,7 +686,12 @@ class FakeCloudflare:
         name = json.loads(body)["name"]
         if any(d["name"] == name for d in self.d1.values()):
             raise _Fail(400, 7502, f"A database with name '{name}' already exists.")
-        db = {"uuid": str(uuid.uuid4()), "name": name, "created_at": _now(), "version": "production"}
+        db = {
+            "uuid": str(uuid.uuid4()),
+            "name": name,
+            "created_at": _now(),
+            "version": "production",
+        }
         self.d1[db["uuid"]] = db
         self._d1_conns[db["uuid"]] = sqlite3.connect(
             ":memory:", isolation_level=None, check_same_thread=False
@@ -763,7 +790,9 @@ class FakeCloudflare:
         data = json.loads(body)
         if data["script_name"] not in self.scripts:
             raise _Fail(400, 10021, f"script {data['script_name']!r} is not deployed")
-        return 200, _ok(self._register_workflow(params["wf"], data["class_name"], data["script_name"]))
+        return 200, _ok(
+            self._register_workflow(params["wf"], data["class_name"], data["script_name"])
+        )
 
     def _wf_delete(self, params: dict[str, str], *_: Any) -> Any:
         if self.workflows.pop(params["wf"], None) is None:
@@ -771,7 +800,9 @@ class FakeCloudflare:
         return 200, _ok({"status": "ok", "success": True})
 
 
-def d1_execute(conn: sqlite3.Connection, sql: str, params: list[Any] | None) -> list[dict[str, Any]]:
+def d1_execute(
+    conn: sqlite3.Connection, sql: str, params: list[Any] | None
+) -> list[dict[str, Any]]:
     """Run ``sql`` (one or more statements) as one batch, all or nothing, the way D1's
     ``/query`` does; one result per statement."""
     statements, current = [], ""
@@ -814,7 +845,9 @@ def d1_execute(conn: sqlite3.Connection, sql: str, params: list[Any] | None) -> 
     return results
 
 
-async def _parse_upload(request: Any, body: bytes) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
+async def _parse_upload(
+    request: Any, body: bytes
+) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise _Fail(400, 10001, "Unsupported or unexpected Content Type")
     form = await request.form()
