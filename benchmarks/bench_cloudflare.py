@@ -36,8 +36,16 @@ TARGET_S = 1.5
 
 def start_fake(latency: float) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "alchemy_nb.testing.cloudflare", "--port", "0", "--json",
-         "--latency", str(latency)],
+        [
+            sys.executable,
+            "-m",
+            "alchemy_nb.testing.cloudflare",
+            "--port",
+            "0",
+            "--json",
+            "--latency",
+            str(latency),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -139,13 +147,17 @@ def main() -> int:
         print(json.dumps({"latency_s": args.latency, "rows": rows}))
         return 0
     print(f"cloudflare target vs the contract fake ({args.latency * 1000:.0f} ms per call)")
-    print(f"{'case':<10} {'N':>4} {'seconds':>8} {'/1.5s':>6} {'failed':>6} "
-          f"{'in flight/cap':>14} {'429s':>5} {'requests':>8} {'violations':>10}")
+    print(
+        f"{'case':<10} {'N':>4} {'seconds':>8} {'/1.5s':>6} {'failed':>6} "
+        f"{'in flight/cap':>14} {'429s':>5} {'requests':>8} {'violations':>10}"
+    )
     for r in rows:
-        print(f"{r['case']:<10} {r['resources']:>4} {r['seconds']:>8.3f} "
-              f"{r['ratio_to_target']:>6.2f} {r['failed']:>6} "
-              f"{str(r['max_in_flight']) + '/' + str(r['cap']):>14} {r['faults']:>5} "
-              f"{r['requests']:>8} {r['violations']:>10}")
+        print(
+            f"{r['case']:<10} {r['resources']:>4} {r['seconds']:>8.3f} "
+            f"{r['ratio_to_target']:>6.2f} {r['failed']:>6} "
+            f"{str(r['max_in_flight']) + '/' + str(r['cap']):>14} {r['faults']:>5} "
+            f"{r['requests']:>8} {r['violations']:>10}"
+        )
     return 0
 
 

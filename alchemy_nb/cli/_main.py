@@ -277,7 +277,6 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
     import asyncio
 
     from ..engine import App, Plan, default_stage
-
     from . import _cloudflare
 
     _cloudflare.apply_options(args)
