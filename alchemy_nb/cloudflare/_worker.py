@@ -180,8 +180,14 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
             workflows=workflows,
             workers_dev=props.workers_dev,
         )
-        previous = outputs.model_dump() if outputs is not None else None
-        return WorkerOutputs(**await worker_deploy(ctx, upload, previous))
+        renamed = outputs is not None and outputs.name != name
+        previous = outputs.model_dump() if outputs is not None and not renamed else None
+        deployed = WorkerOutputs(**await worker_deploy(ctx, upload, previous))
+        if renamed and outputs is not None:  # a new script under the new name: drop the old
+            from .api._worker import worker_delete
+
+            await worker_delete(ctx, outputs.name)
+        return deployed
 
     async def _deploy(self, ctx: ResourceContext, props: WorkerProps, port: int) -> WorkerOutputs:
         require_local(ctx)

@@ -55,7 +55,16 @@ class WorkflowProvider(Provider[WorkflowProps, WorkflowOutputs]):
         props: WorkflowProps,
         outputs: WorkflowOutputs | None,
     ) -> WorkflowOutputs:
-        return await self.create(ctx, props)
+        new = await self.create(ctx, props)
+        if (
+            on_cloudflare(ctx)
+            and outputs is not None
+            and outputs.workflow_name != new.workflow_name
+        ):
+            from .api._resources import workflow_delete
+
+            await workflow_delete(ctx, outputs.workflow_name)  # the Worker registers the new
+        return new
 
     async def delete(
         self, ctx: ResourceContext, props: WorkflowProps, outputs: WorkflowOutputs | None

@@ -357,3 +357,31 @@ def test_plan_refresh_shows_drift(fake: FakeCloudflare, tmp_path: Path) -> None:
     assert drift["cache"].fields == (("title", "shop-cache-prod", "renamed-by-hand"),)
     assert ("workers_dev", True, False) in drift["api"].fields
     assert set(drift) == {"files", "cache", "api"}
+
+
+def test_renaming_a_worker_or_workflow_leaves_no_orphan(
+    fake: FakeCloudflare, tmp_path: Path
+) -> None:
+    root = folder(tmp_path)
+    names = {"worker": None, "flow": None}
+    app = alchemy_nb.App("ren", root=root, target="cloudflare")
+
+    @app.program
+    def infra(stage: Any) -> None:
+        flow = Workflow("flow", class_name="Signup", workflow_name=names["flow"])
+        Worker(
+            "api",
+            entry="src/worker.py",
+            name=names["worker"],
+            bindings={"FLOW": flow},
+            vars={"GREETING": "hi"},
+        )
+
+    run(app.deploy("prod"))
+    assert set(fake.scripts) == {"ren-api-prod"} and set(fake.workflows) == {"ren-flow-prod"}
+    names.update(worker="ren-api-v2", flow="ren-flow-v2")
+    run(app.deploy("prod"))
+    assert set(fake.scripts) == {"ren-api-v2"} and set(fake.workflows) == {"ren-flow-v2"}
+    assert fake.workflows["ren-flow-v2"]["script_name"] == "ren-api-v2"
+    run(app.destroy("prod"))
+    assert fake.scripts == {} and fake.workflows == {}
