@@ -385,3 +385,32 @@ def test_renaming_a_worker_or_workflow_leaves_no_orphan(
     assert fake.workflows["ren-flow-v2"]["script_name"] == "ren-api-v2"
     run(app.destroy("prod"))
     assert fake.scripts == {} and fake.workflows == {}
+
+
+def test_creates_whose_answer_was_lost_converge_without_duplicates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeCloudflare(lost_response_ratio=0.3, seed=7) as fake:
+        monkeypatch.setenv("CLOUDFLARE_API_BASE_URL", fake.base_url)
+        monkeypatch.setenv("CLOUDFLARE_API_TOKEN", fake.token)
+        monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", fake.account_id)
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+        monkeypatch.delenv("ALCHEMY_NB_ADOPT", raising=False)
+        app = alchemy_nb.App("lost", root=tmp_path, target="cloudflare")
+
+        @app.program
+        def infra(stage: Any) -> None:
+            for i in range(10):
+                KVNamespace(f"ns{i}")
+                R2Bucket(f"b{i}")
+                D1Database(f"db{i}")
+
+        run(app.deploy("prod"))
+        assert fake.faults > 0
+        assert len(fake.kv) == len(fake.r2) == len(fake.d1) == 10
+        assert sorted(ns["title"] for ns in fake.kv.values()) == sorted(
+            f"lost-ns{i}-prod" for i in range(10)
+        )
+        fake.lost_response_ratio = 0.0
+        run(app.destroy("prod"))
+        assert fake.kv == {} and fake.r2 == {} and fake.d1 == {} and fake.violations == []

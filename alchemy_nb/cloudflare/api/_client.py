@@ -65,10 +65,14 @@ class CloudflareError(ProviderError):
         message: str,
         where: str | None = None,
         fix: str | None = None,
+        retried: bool = False,
     ) -> None:
         self.status = status
         self.code = code
         self.message = message
+        self.retried = retried
+        """True when an earlier attempt of the same call got no answer or a 5xx: a create
+        refused as a conflict then most likely met what that attempt created."""
         super().__init__(what, where=where, fix=fix)
 
 
@@ -290,6 +294,7 @@ class CloudflareClient:
         if self._shared.auth_error is not None:
             raise self._shared.auth_error
         attempt = 0
+        lost = False  # an attempt whose outcome is unknown (no answer, or a 5xx)
         while True:
             attempt += 1
             retry_after: float | None = None
@@ -310,10 +315,12 @@ class CloudflareClient:
                         fix="check the network (and CLOUDFLARE_API_BASE_URL if set), "
                         "then deploy again",
                     ) from None
+                lost = True
                 await asyncio.sleep(self._delay(attempt, None))
                 continue
             status = response.status_code
             if status in _RETRY_STATUSES and attempt < self.max_attempts:
+                lost = lost or status >= 500
                 retry_after = _retry_after(response.headers.get("retry-after"))
                 await asyncio.sleep(self._delay(attempt, retry_after))
                 continue
@@ -322,7 +329,9 @@ class CloudflareClient:
                 return body if body is not None else {"result": None}
             if status in ok_statuses:
                 return None
-            raise self._error(method, path, status, body, where, attempt)
+            error = self._error(method, path, status, body, where, attempt)
+            error.retried = lost
+            raise error
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

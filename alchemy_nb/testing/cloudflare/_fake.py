@@ -9,7 +9,9 @@ describe is answered as Cloudflare answers an unknown route (404, code 7000) and
 in :attr:`FakeCloudflare.violations`, which a test asserts is empty.
 
 Faults for resilience tests: ``latency`` (seconds per call), ``rate_limit_ratio`` (share of
-calls answered 429 with ``Retry-After``), ``error_ratio`` (share answered 500/503).
+calls answered 429 with ``Retry-After``), ``error_ratio`` (share answered 503 before they
+are served), ``lost_response_ratio`` (share served, then answered 502: the client cannot
+know the call took effect).
 
 Example::
 
@@ -160,6 +162,7 @@ class FakeCloudflare:
         rate_limit_ratio: float = 0.0,
         error_ratio: float = 0.0,
         retry_after: int = 1,
+        lost_response_ratio: float = 0.0,
         seed: int = 0,
         token: str = "fake-cloudflare-token",
         accounts: int = 1,
@@ -171,6 +174,7 @@ class FakeCloudflare:
         self.rate_limit_ratio = rate_limit_ratio
         self.error_ratio = error_ratio
         self.retry_after = retry_after
+        self.lost_response_ratio = lost_response_ratio
         self.token = token
         self.max_script_bytes = max_script_bytes
         self.port = port
@@ -297,7 +301,13 @@ class FakeCloudflare:
         from starlette.responses import JSONResponse
 
         body = await request.json()
-        for key in ("latency", "rate_limit_ratio", "error_ratio", "retry_after"):
+        for key in (
+            "latency",
+            "rate_limit_ratio",
+            "error_ratio",
+            "retry_after",
+            "lost_response_ratio",
+        ):
             if key in body:
                 setattr(self, key, body[key])
         if body.get("reset_stats"):
@@ -364,6 +374,9 @@ class FakeCloudflare:
             status, payload = await self._dispatch(request, path[len(_PREFIX) :], body)
         except _Fail as fail:
             status, payload = fail.status, _envelope_error(fail.code, fail.message)
+        if self.lost_response_ratio and self._random.random() < self.lost_response_ratio:
+            self.faults += 1  # done, but the answer is lost on the way: a 502
+            return 502, _envelope_error(10013, "Bad gateway"), {}
         if payload is not None:
             response = MockResponse(
                 json.dumps(payload).encode(), status_code=status, content_type="application/json"
