@@ -267,3 +267,14 @@ def test_live_kv_namespace_round_trip(tmp_path: Path) -> None:
         assert state.records["cache"]["outputs"]["title"] == title["value"]
     finally:
         run(app.destroy("live"))
+
+
+def test_retry_after_sets_the_wait(fake: FakeCloudflare) -> None:
+    from alchemy_nb.cloudflare.api._client import _retry_after
+
+    c = client(fake, backoff=0.5)
+    assert _retry_after("3") == 3.0 and _retry_after("soon") is None and _retry_after(None) is None
+    assert 3.0 <= c._delay(1, 3.0) <= 3.0 + 0.5 / 4  # Retry-After wins over the backoff
+    assert c._delay(1, 600.0) <= 60.0 + 0.5 / 4  # within reason
+    assert c._delay(4, None) <= 0.5 * 2**3  # exponential backoff, with jitter below it
+    run(c.aclose())

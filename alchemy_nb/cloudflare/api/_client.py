@@ -92,6 +92,11 @@ class Credentials:
             f"base_url={self.base_url!r}, source={self.source!r})"
         )
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        import html
+
+        return {"text/plain": repr(self), "text/html": f"<code>{html.escape(repr(self))}</code>"}
+
 
 class CloudflareClient:
     """An async client for one account. Build it with :meth:`from_env` or

@@ -8,6 +8,7 @@ re-creates it once its state record is removed, or adopts it again with ``--adop
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,19 @@ class Drift:
             return f"{self.id} ({self.kind}): gone from the Cloudflare account"
         changes = ", ".join(f"{f}: {old!r} -> {new!r}" for f, old, new in self.fields)
         return f"{self.id} ({self.kind}): {changes}"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        if self.gone:
+            cells = "<em>gone from the Cloudflare account</em>"
+        else:
+            cells = "".join(
+                f"<li><code>{html.escape(f)}</code>: {html.escape(repr(old))} &rarr; "
+                f"{html.escape(repr(new))}</li>"
+                for f, old, new in self.fields
+            )
+            cells = f"<ul>{cells}</ul>"
+        title = f"<strong>{html.escape(self.id)}</strong> ({html.escape(self.kind)})"
+        return {"text/plain": self.describe(), "text/html": f"<div>{title} {cells}</div>"}
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form, for ``--json``."""

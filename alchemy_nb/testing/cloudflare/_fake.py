@@ -292,6 +292,22 @@ class FakeCloudflare:
             "violations": list(self.violations),
         }
 
+    def __repr__(self) -> str:
+        s = self.stats()
+        return (
+            f"<FakeCloudflare {self.base_url}: {s['requests']} requests, {s['faults']} faults, "
+            f"{len(s['violations'])} contract violations>"
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        import html
+
+        items = "".join(f"<li>{html.escape(v)}</li>" for v in self.violations)
+        return {
+            "text/plain": repr(self),
+            "text/html": f"<div><code>{html.escape(repr(self))}</code><ul>{items}</ul></div>",
+        }
+
     async def _stats(self, request: Any) -> Any:
         from starlette.responses import JSONResponse
 
