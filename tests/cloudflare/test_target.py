@@ -414,3 +414,28 @@ def test_creates_whose_answer_was_lost_converge_without_duplicates(
         fake.lost_response_ratio = 0.0
         run(app.destroy("prod"))
         assert fake.kv == {} and fake.r2 == {} and fake.d1 == {} and fake.violations == []
+
+
+def test_a_refused_upload_never_echoes_a_secret(fake: FakeCloudflare) -> None:
+    import json
+
+    import httpx
+
+    metadata = {
+        "main_module": "worker.py",
+        "compatibility_flags": ["python_workers"],
+        "bindings": [{"type": "secret_text", "name": 5, "text": "hunter2-secret"}],
+    }
+    response = httpx.put(
+        f"{fake.base_url}/accounts/{fake.account_id}/workers/scripts/sec-api",
+        headers={"Authorization": f"Bearer {fake.token}"},
+        files=[
+            ("metadata", ("blob", json.dumps(metadata), "application/json")),
+            ("worker.py", ("worker.py", b"x = 1\n", "text/x-python")),
+        ],
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == 10021
+    assert "hunter2" not in response.text
+    assert len(fake.violations) == 1 and "bindings" in fake.violations[0]
+    fake.violations.clear()  # this test provoked it on purpose

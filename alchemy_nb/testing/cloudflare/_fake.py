@@ -418,7 +418,12 @@ class FakeCloudflare:
                 _envelope_error(9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers"),
                 {},
             )
-        return 400, _envelope_error(10001, f"contract: {what}"), {}
+        # the details (which may quote a request's values) stay in ``violations``
+        return (
+            400,
+            _envelope_error(10001, f"contract: {type(exc).__name__}; see the fake's violations"),
+            {},
+        )
 
     async def _dispatch(self, request: Any, path: str, body: bytes) -> tuple[int, Any]:
         for method, pattern, handler in self._routes:
@@ -519,7 +524,8 @@ class FakeCloudflare:
         if errors:
             where = "/".join(str(p) for p in errors[0].path) or "(metadata)"
             self.violations.append(f"upload metadata of {name}: {where}: {errors[0].message}")
-            raise _Fail(400, 10021, f"metadata: {where}: {errors[0].message}")
+            # the answer names the place and the rule, never the value (it may be a secret)
+            raise _Fail(400, 10021, f"metadata: {where}: fails {errors[0].validator!r}")
         main = metadata.get("main_module")
         if not main or main not in modules:
             raise _Fail(400, 10021, f"main_module {main!r} is not one of the uploaded parts")
