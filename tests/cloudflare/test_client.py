@@ -38,6 +38,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
         "CLOUDFLARE_API_BASE_URL",
         "CLOUDFLARE_PROFILE",
         "CLOUDFLARE_MAX_CONCURRENCY",
+        "CLOUDFLARE_MAX_ATTEMPTS",
         "ALCHEMY_NB_ADOPT",
     ):
         monkeypatch.delenv(name, raising=False)

@@ -59,6 +59,7 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeCloudf
         monkeypatch.delenv("CLOUDFLARE_PROFILE", raising=False)
         monkeypatch.delenv("ALCHEMY_NB_ADOPT", raising=False)
         monkeypatch.delenv("CLOUDFLARE_MAX_CONCURRENCY", raising=False)
+        monkeypatch.delenv("CLOUDFLARE_MAX_ATTEMPTS", raising=False)
         yield server
         assert server.violations == []
 
@@ -439,3 +440,19 @@ def test_a_refused_upload_never_echoes_a_secret(fake: FakeCloudflare) -> None:
     assert "hunter2" not in response.text
     assert len(fake.violations) == 1 and "bindings" in fake.violations[0]
     fake.violations.clear()  # this test provoked it on purpose
+
+
+def test_a_create_left_unfinished_is_adopted_by_the_next_run(
+    fake: FakeCloudflare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDFLARE_MAX_ATTEMPTS", "2")
+    fake.lost_response_ratio = 1.0  # every answer is lost: the namespace exists, state
+    app = kv_app(tmp_path)  # only knows a create was started
+    with pytest.raises(DeployError):
+        run(app.deploy("prod"))
+    assert run(app.state.load("kvs", "prod")).records["ns0"]["status"] == "creating"
+    assert len(fake.kv) == 1
+    fake.lost_response_ratio = 0.0
+    run(app.deploy("prod"))  # no --adopt needed: it finishes its own create
+    (ns_id,) = fake.kv
+    assert run(app.state.load("kvs", "prod")).records["ns0"]["outputs"]["namespace_id"] == ns_id

@@ -417,15 +417,22 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _env_concurrency() -> int:
-    raw = os.environ.get("CLOUDFLARE_MAX_CONCURRENCY", "16")
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name) or str(default)
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
+        value = 0
+    if value < 1:
         raise ConfigError(
-            f"CLOUDFLARE_MAX_CONCURRENCY={raw!r} is not a number",
-            fix="set it to a positive integer (default 16)",
-        ) from None
+            f"{name}={raw!r} is not a positive number",
+            fix=f"set it to a positive integer (default {default})",
+        )
+    return value
+
+
+def _env_concurrency() -> int:
+    return _env_int("CLOUDFLARE_MAX_CONCURRENCY", 16)
 
 
 class _Shared:
@@ -473,18 +480,21 @@ def client_for(profile: str | None = None) -> CloudflareClient:
 
     credentials = resolve_credentials(profile)
     cap = _env_concurrency()
+    attempts = _env_int("CLOUDFLARE_MAX_ATTEMPTS", 8)
     per_loop = _shared.setdefault(asyncio.get_running_loop(), {})
     key = (credentials.token, credentials.account_id, credentials.base_url, cap)
     shared = per_loop.get(key)
     if shared is None:
         shared = per_loop[key] = _Shared(cap, credentials.account_id)
-        client = CloudflareClient(credentials, max_concurrency=cap, shared=shared)
+        client = CloudflareClient(
+            credentials, max_concurrency=cap, shared=shared, max_attempts=attempts
+        )
         client._owns_http = False
         task = asyncio.get_running_loop().create_task(shared.close_with_loop())
         _keepers.add(task)
         task.add_done_callback(_keepers.discard)
         return client
-    return CloudflareClient(credentials, max_concurrency=cap, shared=shared)
+    return CloudflareClient(credentials, max_concurrency=cap, shared=shared, max_attempts=attempts)
 
 
 _keepers: set[asyncio.Task[None]] = set()

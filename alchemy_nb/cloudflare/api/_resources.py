@@ -50,10 +50,11 @@ def where(ctx: ResourceContext) -> str:
     return f"{ctx.fqn} ({ctx.kind}) on the cloudflare target, phase {ctx.phase}"
 
 
-def may_adopt(exc: CloudflareError) -> bool:
-    """Adopt on a conflict when asked to, or when our own earlier attempt of the same
-    create got no answer (it most likely created the resource)."""
-    return adopting() or exc.retried
+def may_adopt(ctx: ResourceContext, exc: CloudflareError) -> bool:
+    """Adopt on a conflict when asked to, when our own earlier attempt of the same create
+    got no answer, or when this create finishes one a killed run started (either most
+    likely created the resource)."""
+    return adopting() or exc.retried or ctx.resuming
 
 
 def conflict(ctx: ResourceContext, what: str, exc: CloudflareError | None = None) -> ConfigError:
@@ -79,7 +80,7 @@ async def kv_create(ctx: ResourceContext, title: str) -> dict[str, Any]:
         except CloudflareError as exc:
             if exc.code != 10014:
                 raise
-            if not may_adopt(exc):
+            if not may_adopt(ctx, exc):
                 raise conflict(ctx, f"a KV namespace titled {title!r}", exc) from None
             ns = await _kv_find(client, base, title, ctx)
             if ns is None:
@@ -151,7 +152,7 @@ async def d1_create(ctx: ResourceContext, name: str) -> dict[str, Any]:
         except CloudflareError as exc:
             if "already exists" not in exc.message.lower():
                 raise
-            if not may_adopt(exc):
+            if not may_adopt(ctx, exc):
                 raise conflict(ctx, f"a D1 database named {name!r}", exc) from None
             found = await client.paginate(
                 f"{base}/d1/database", params={"name": name}, per_page=1000, where=where(ctx)
@@ -228,7 +229,7 @@ async def r2_create(ctx: ResourceContext, name: str) -> dict[str, Any]:
         except CloudflareError as exc:
             if exc.status != 409:
                 raise
-            if not may_adopt(exc):
+            if not may_adopt(ctx, exc):
                 raise conflict(ctx, f"an R2 bucket named {name!r}", exc) from None
             await client.call("GET", f"{base}/r2/buckets/{name}", where=where(ctx))
         return {"name": name}

@@ -165,7 +165,7 @@ async def worker_deploy(
 
 async def _check_free(ctx: ResourceContext, client: CloudflareClient, base: str, name: str) -> None:
     scripts = await client.call("GET", f"{base}/workers/scripts", where=where(ctx))
-    if any(s.get("id") == name for s in scripts or []) and not adopting():
+    if any(s.get("id") == name for s in scripts or []) and not (adopting() or ctx.resuming):
         raise conflict(ctx, f"a Worker script named {name!r}")
 
 
