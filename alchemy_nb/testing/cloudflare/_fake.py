@@ -123,11 +123,26 @@ def _inline_refs(node: Any, components: dict[str, Any], seen: tuple[str, ...] = 
 
 @cache
 def _openapi() -> Any:
-    from openapi_core import OpenAPI
+    from openapi_core import Config, OpenAPI
+    from openapi_core.templating.paths.finders import APICallPathFinder
+
+    found: dict[tuple[int, str, str], Any] = {}
+
+    class RememberingPathFinder(APICallPathFinder):
+        """openapi-core's own path finder, remembering what it found for a method and URL
+        (a request and its response look the same operation up twice)."""
+
+        def find(self, method: str, name: str) -> Any:
+            key = (id(self.spec), method, name)
+            if key not in found:
+                if len(found) > 4096:
+                    found.clear()
+                found[key] = super().find(method, name)
+            return found[key]
 
     spec = dict(_spec())
     spec["paths"] = _inline_refs(spec["paths"], spec["components"])
-    return OpenAPI.from_dict(spec)
+    return OpenAPI.from_dict(spec, config=Config(path_finder_cls=RememberingPathFinder))
 
 
 @cache
