@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_local.py
 	$(BIN)/python benchmarks/bench_runbook.py
 	$(BIN)/python benchmarks/bench_state.py
+	$(BIN)/python benchmarks/bench_cloudflare.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

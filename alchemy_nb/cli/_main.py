@@ -88,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
         help="apply exactly this saved plan, or refuse if anything changed",
     )
 
+    from . import _cloudflare
+
+    _cloudflare.add_options(common, writer)  # --profile, --adopt
     parser = _Parser(
         prog="alchemy-nb",
         description="Infrastructure as code for Python notebooks: plan, deploy, read and "
@@ -104,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", parents=[common], help="show what a deploy would change")
     p.add_argument("--out", metavar="FILE", help="save the plan as JSON for `deploy --plan`")
     p.add_argument("--destroy", action="store_true", help="plan a destroy instead")
+    _cloudflare.add_refresh(p)
     dp = sub.add_parser(
         "deploy",
         parents=[common, writer],
@@ -154,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     from . import _state
 
     _state.add_commands(sub, common)
+    _cloudflare.add_commands(sub, common)
     u = sub.add_parser("unlock", parents=[common], help="break a stage lock by naming it")
     u.add_argument(
         "lock_id", metavar="LOCK_ID", help="the id that `status` or the lock error shows"
@@ -279,12 +284,16 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
     import asyncio
 
     from ..engine import App, Plan, default_stage
+    from . import _cloudflare
 
     if getattr(args, "state", None):  # --state wins over $ALCHEMY_STATE_URL, here and in children
         from ..state import open_store
 
         open_store(args.state).close()  # a bad URL fails here, before anything runs
         os.environ["ALCHEMY_STATE_URL"] = args.state
+    _cloudflare.apply_options(args)
+    if args.command in _cloudflare.COMMANDS:
+        return _cloudflare.run_command(args, out)
     if args.command == "unlock":
         return _unlock(args, out)
     if args.command == "runbook":
@@ -335,10 +344,15 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
         if args.out:
             plan.save(args.out)
             out.log(f"plan saved to {args.out} (digest {plan.digest})")
+        drift = _cloudflare.refresh(app, stage) if args.refresh else []
         if out.json:
-            out.emit({"ok": True, **plan.to_json()})
+            out.emit({"ok": True, **plan.to_json(), "drift": [d.to_json() for d in drift]})
         else:
             print(plan.render_text())
+            for d in drift if args.refresh else ():
+                print(f"  drift: {d.describe()}")
+            if args.refresh and not drift:
+                print("  no drift: the live resources match state")
         return 0
     if args.command == "deploy" and args.auto:
         return _deploy_auto(app, args, out, password, concurrency)

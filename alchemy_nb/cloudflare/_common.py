@@ -9,13 +9,18 @@ from typing import Any
 from ..engine import ResourceContext
 from ..errors import ConfigError
 
-__all__ = ["local_dir", "local_id", "remove_sqlite", "require_local"]
+__all__ = ["local_dir", "local_id", "on_cloudflare", "remove_sqlite", "require_local"]
 
 _NAMESPACE = uuid.UUID("6b7e3f0e-9a51-4c1e-9d0a-2f3c7d9a1e55")
 
 
+def on_cloudflare(ctx: ResourceContext) -> bool:
+    """Whether the stage deploys to the real account (``target = "cloudflare"``)."""
+    return ctx.target == "cloudflare"
+
+
 def require_local(ctx: ResourceContext) -> None:
-    """Only the local target is served by this build; say so clearly for any other."""
+    """The local target, or a clear error for a target this kind cannot use."""
     if ctx.target != "local":
         raise ConfigError(
             f"target {ctx.target!r} is not available for {ctx.kind} yet",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..engine import Input, Outputs, Props, Provider, Resource, ResourceContext
 from ..errors import ProviderError
-from ._common import local_dir, local_id, physical_name, remove_sqlite, require_local
+from ._common import local_dir, local_id, on_cloudflare, physical_name, remove_sqlite, require_local
 
 __all__ = ["D1Database", "D1DatabaseOutputs", "D1DatabaseProps", "pending_migrations"]
 
@@ -137,6 +137,8 @@ class D1DatabaseProvider(Provider[D1DatabaseProps, D1DatabaseOutputs]):
         return migration_files(ctx, props)
 
     async def create(self, ctx: ResourceContext, props: D1DatabaseProps) -> D1DatabaseOutputs:
+        if on_cloudflare(ctx):
+            return await self._remote(ctx, props, None)
         require_local(ctx)
         db = d1_path(ctx)
         db.parent.mkdir(parents=True, exist_ok=True)
@@ -159,13 +161,59 @@ class D1DatabaseProvider(Provider[D1DatabaseProps, D1DatabaseOutputs]):
         props: D1DatabaseProps,
         outputs: D1DatabaseOutputs | None,
     ) -> D1DatabaseOutputs:
+        if on_cloudflare(ctx):
+            return await self._remote(ctx, props, outputs)
         return await self.create(ctx, props)  # migrations are forward-only; data is kept
+
+    async def _remote(
+        self, ctx: ResourceContext, props: D1DatabaseProps, outputs: D1DatabaseOutputs | None
+    ) -> D1DatabaseOutputs:
+        from .api._resources import d1_create, d1_delete, d1_migrate
+
+        files = migration_files(ctx, props)
+        name = physical_name(ctx, props.name)
+        if outputs is not None and outputs.name != name:
+            raise ProviderError(
+                f"D1 databases cannot be renamed ({outputs.name!r} -> {name!r})",
+                where=f"{ctx.fqn} ({ctx.kind}), phase {ctx.phase}",
+                fix="keep the name, or give the database a new resource id (a new database)",
+            )
+        created = outputs is None
+        if outputs is None:
+            db = await d1_create(ctx, name)
+        else:
+            db = outputs.model_dump()
+        if not files and not (outputs is not None and outputs.migrations):
+            return D1DatabaseOutputs(database_id=db["database_id"], name=db["name"])
+        try:
+            applied = await d1_migrate(ctx, db["database_id"], files, props.migrations_table)
+        except BaseException:
+            if created:  # nothing left half-created
+                await d1_delete(ctx, db["database_id"])
+            raise
+        return D1DatabaseOutputs(database_id=db["database_id"], name=db["name"], migrations=applied)
 
     async def delete(
         self, ctx: ResourceContext, props: D1DatabaseProps, outputs: D1DatabaseOutputs | None
     ) -> None:
+        if on_cloudflare(ctx):
+            from .api._resources import d1_delete
+
+            if outputs is not None:
+                await d1_delete(ctx, outputs.database_id)
+            return
         db = d1_path(ctx)
         remove_sqlite(db)
+
+    async def read(
+        self, ctx: ResourceContext, props: D1DatabaseProps, outputs: D1DatabaseOutputs
+    ) -> D1DatabaseOutputs | None:
+        if not on_cloudflare(ctx):
+            return outputs
+        from .api._resources import d1_read
+
+        live = await d1_read(ctx, outputs.database_id)
+        return None if live is None else D1DatabaseOutputs(**live, migrations=outputs.migrations)
 
 
 class D1Database(Resource[D1DatabaseProps, D1DatabaseOutputs]):

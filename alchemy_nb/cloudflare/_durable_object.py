@@ -6,7 +6,7 @@ import shutil
 from contextlib import suppress
 
 from ..engine import Input, Outputs, Props, Provider, Resource, ResourceContext
-from ._common import local_dir, local_id, require_local
+from ._common import local_dir, local_id, on_cloudflare, require_local
 
 __all__ = [
     "DurableObjectNamespace",
@@ -31,6 +31,9 @@ class DurableObjectNamespaceOutputs(Outputs):
 
     namespace_id: str
     class_name: str
+    script_name: str | None = None
+    """The worker hosting the class, when it is not the worker the namespace is bound to."""
+    sqlite: bool = True
 
 
 class DurableObjectNamespaceProvider(
@@ -43,6 +46,13 @@ class DurableObjectNamespaceProvider(
     async def create(
         self, ctx: ResourceContext, props: DurableObjectNamespaceProps
     ) -> DurableObjectNamespaceOutputs:
+        if on_cloudflare(ctx):  # created by the hosting Worker's upload, with a migration
+            return DurableObjectNamespaceOutputs(
+                namespace_id="",
+                class_name=props.class_name,
+                script_name=str(props.script_name) if props.script_name else None,
+                sqlite=props.sqlite,
+            )
         require_local(ctx)
         local_dir(ctx, "do", ctx.id).mkdir(parents=True, exist_ok=True)
         return DurableObjectNamespaceOutputs(
@@ -64,6 +74,8 @@ class DurableObjectNamespaceProvider(
         props: DurableObjectNamespaceProps,
         outputs: DurableObjectNamespaceOutputs | None,
     ) -> None:
+        if on_cloudflare(ctx):
+            return  # deleted with its class (a deleted_classes migration) or its Worker
         with suppress(FileNotFoundError):
             shutil.rmtree(local_dir(ctx, "do", ctx.id))
 

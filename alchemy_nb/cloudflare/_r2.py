@@ -7,7 +7,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from ..engine import Input, Outputs, Props, Provider, Resource, ResourceContext
-from ._common import local_dir, physical_name, require_local
+from ._common import local_dir, on_cloudflare, physical_name, require_local
 
 __all__ = ["R2Bucket", "R2BucketOutputs", "R2BucketProps"]
 
@@ -36,6 +36,10 @@ class R2BucketProvider(Provider[R2BucketProps, R2BucketOutputs]):
     replace_on = frozenset({"name"})
 
     async def create(self, ctx: ResourceContext, props: R2BucketProps) -> R2BucketOutputs:
+        if on_cloudflare(ctx):
+            from .api._resources import r2_create
+
+            return R2BucketOutputs(**await r2_create(ctx, physical_name(ctx, props.name)))
         require_local(ctx)
         name = physical_name(ctx, props.name)
         r2_path(ctx, name).mkdir(parents=True, exist_ok=True)
@@ -45,8 +49,23 @@ class R2BucketProvider(Provider[R2BucketProps, R2BucketOutputs]):
         self, ctx: ResourceContext, props: R2BucketProps, outputs: R2BucketOutputs | None
     ) -> None:
         name = outputs.name if outputs is not None else physical_name(ctx, props.name)
+        if on_cloudflare(ctx):
+            from .api._resources import r2_delete
+
+            await r2_delete(ctx, name)
+            return
         with suppress(FileNotFoundError):
             shutil.rmtree(r2_path(ctx, name))
+
+    async def read(
+        self, ctx: ResourceContext, props: R2BucketProps, outputs: R2BucketOutputs
+    ) -> R2BucketOutputs | None:
+        if not on_cloudflare(ctx):
+            return outputs
+        from .api._resources import r2_read
+
+        live = await r2_read(ctx, outputs.name)
+        return None if live is None else R2BucketOutputs(**live)
 
 
 class R2Bucket(Resource[R2BucketProps, R2BucketOutputs]):

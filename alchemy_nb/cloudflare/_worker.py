@@ -11,7 +11,7 @@ from typing import Any, Union
 from .._secret import Secret
 from ..engine import Input, Outputs, Props, Provider, Ref, Resource, ResourceContext
 from ..errors import ConfigError, ProviderError
-from ._common import local_dir, physical_name, require_local
+from ._common import local_dir, on_cloudflare, physical_name, require_local
 
 __all__ = ["Worker", "WorkerOutputs", "WorkerProps"]
 
@@ -42,6 +42,8 @@ class WorkerProps(Props):
     """Queues whose messages this worker's ``queue`` handler receives."""
     port: int | None = None
     """A fixed local port (default: a free one, kept across redeploys)."""
+    workers_dev: bool = True
+    """On the cloudflare target: serve on ``https://NAME.SUBDOMAIN.workers.dev``."""
 
 
 class WorkerOutputs(Outputs):
@@ -50,6 +52,15 @@ class WorkerOutputs(Outputs):
     url: str
     name: str
     port: int = 0
+    version: str = ""
+    """On the cloudflare target: the current upload's etag (each deploy is a version)."""
+    versions: list[str] = []
+    """On the cloudflare target: the last uploads' etags, oldest first."""
+    migration_tag: str | None = None
+    """On the cloudflare target: the last Durable Object migration applied."""
+    do_classes: dict[str, bool] = {}
+    """On the cloudflare target: the Durable Object classes hosted -> SQLite-backed."""
+    workers_dev: bool = False
 
 
 def _code_files(root: Path) -> list[tuple[Path, str]]:
@@ -103,6 +114,8 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
         return None
 
     async def create(self, ctx: ResourceContext, props: WorkerProps) -> WorkerOutputs:
+        if on_cloudflare(ctx):
+            return await self._remote(ctx, props, None)
         return await self._deploy(ctx, props, props.port or 0)
 
     async def update(
@@ -112,12 +125,19 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
         props: WorkerProps,
         outputs: WorkerOutputs | None,
     ) -> WorkerOutputs:
+        if on_cloudflare(ctx):
+            return await self._remote(ctx, props, outputs)
         port = props.port or (outputs.port if outputs is not None else 0)
         return await self._deploy(ctx, props, port)
 
     async def delete(
         self, ctx: ResourceContext, props: WorkerProps, outputs: WorkerOutputs | None
     ) -> None:
+        if on_cloudflare(ctx):
+            from .api._worker import worker_delete
+
+            await worker_delete(ctx, outputs.name if outputs else physical_name(ctx, props.name))
+            return
         if ctx.target != "local":
             return
         from .local._control import request
@@ -127,6 +147,47 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
             await request(folder, {"op": "remove", "name": ctx.id}, start=False)
         for path in (folder / "workers").glob(f"{ctx.id}-*.json") if folder.exists() else ():
             path.unlink(missing_ok=True)
+
+    async def read(
+        self, ctx: ResourceContext, props: WorkerProps, outputs: WorkerOutputs
+    ) -> WorkerOutputs | None:
+        if not on_cloudflare(ctx):
+            return outputs
+        from .api._worker import worker_read
+
+        live = await worker_read(ctx, outputs.name)
+        if live is None:
+            return None
+        return outputs.model_copy(update=live)
+
+    async def _remote(
+        self, ctx: ResourceContext, props: WorkerProps, outputs: WorkerOutputs | None
+    ) -> WorkerOutputs:
+        from .api._worker import WorkerUpload, worker_deploy
+
+        entry = ctx.resolve_path(props.entry)
+        root = entry.parent
+        name = physical_name(ctx, props.name)
+        bindings, do_classes, workflows = _api_bindings(ctx, props, name)
+        upload = WorkerUpload(
+            name=name,
+            main_module=str(entry.relative_to(root)),
+            modules=[(rel, path) for path, rel in _code_files(root)],
+            bindings=bindings,
+            compatibility_date=props.compatibility_date,
+            compatibility_flags=list(props.compatibility_flags),
+            do_classes=do_classes,
+            workflows=workflows,
+            workers_dev=props.workers_dev,
+        )
+        renamed = outputs is not None and outputs.name != name
+        previous = outputs.model_dump() if outputs is not None and not renamed else None
+        deployed = WorkerOutputs(**await worker_deploy(ctx, upload, previous))
+        if renamed and outputs is not None:  # a new script under the new name: drop the old
+            from .api._worker import worker_delete
+
+            await worker_delete(ctx, outputs.name)
+        return deployed
 
     async def _deploy(self, ctx: ResourceContext, props: WorkerProps, port: int) -> WorkerOutputs:
         require_local(ctx)
@@ -252,6 +313,72 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
                         "resources, strings or Secrets",
                     )
         return out
+
+
+def _api_bindings(
+    ctx: ResourceContext, props: WorkerProps, script: str
+) -> tuple[list[dict[str, Any]], dict[str, bool], list[tuple[str, str]]]:
+    """The upload's bindings metadata, the Durable Object classes this script hosts, and
+    the Workflows it hosts, on the cloudflare target."""
+    plain: dict[str, str] = {k: str(v) for k, v in props.vars.items()}
+    plain.update({k: str(v) for k, v in ctx.stage_vars.items()})  # the stage's vars win
+    out: list[dict[str, Any]] = []
+    do_classes: dict[str, bool] = {}
+    workflows: list[tuple[str, str]] = []
+    for key, value in props.bindings.items():
+        if isinstance(value, Secret):
+            out.append({"type": "secret_text", "name": key, "text": value.reveal()})
+            plain.pop(key, None)
+            continue
+        if isinstance(value, str):
+            plain.setdefault(key, value)
+            continue
+        if isinstance(value, Ref):  # resolved before the provider runs
+            raise ProviderError(f"binding {key!r} was not resolved", where=ctx.fqn)
+        plain.pop(key, None)
+        kind, outs = value.kind, _outputs(value)
+        if kind == "cloudflare::KVNamespace":
+            out.append({"type": "kv_namespace", "name": key, "namespace_id": outs["namespace_id"]})
+        elif kind == "cloudflare::D1Database":
+            out.append({"type": "d1", "name": key, "database_id": outs["database_id"]})
+        elif kind == "cloudflare::R2Bucket":
+            out.append({"type": "r2_bucket", "name": key, "bucket_name": outs["name"]})
+        elif kind == "cloudflare::DurableObjectNamespace":
+            binding = {"type": "durable_object_namespace", "name": key}
+            binding["class_name"] = outs["class_name"]
+            host = outs.get("script_name")
+            if host and host != script:
+                binding["script_name"] = host
+            else:
+                do_classes[outs["class_name"]] = bool(outs.get("sqlite", True))
+            out.append(binding)
+        elif kind == "cloudflare::Workflow":
+            binding = {"type": "workflow", "name": key, "workflow_name": outs["workflow_name"]}
+            host = outs.get("script_name")
+            if host and host != script:
+                binding["script_name"] = host
+            else:
+                binding["class_name"] = outs["class_name"]
+                workflows.append((outs["workflow_name"], outs["class_name"]))
+            out.append(binding)
+        elif kind == "cloudflare::Worker":
+            out.append({"type": "service", "name": key, "service": outs["name"]})
+        else:
+            raise ConfigError(
+                f"binding {key!r} is a {kind}, which the cloudflare target cannot bind",
+                where=f"{ctx.fqn} ({ctx.kind}), phase {ctx.phase}",
+                fix="bind KV, D1, R2, Durable Object, Workflow or Worker resources, strings "
+                "or Secrets",
+            )
+    if props.queue_consumers:
+        raise ConfigError(
+            "queue consumers are not available on the cloudflare target yet (the API "
+            "description this build is tested against has no Queues operations)",
+            where=f"{ctx.fqn} ({ctx.kind}), phase {ctx.phase}",
+            fix="deploy queue consumers on the local target",
+        )
+    out = [{"type": "plain_text", "name": k, "text": v} for k, v in plain.items()] + out
+    return out, do_classes, workflows
 
 
 def _outputs(resource: Any) -> dict[str, Any]:

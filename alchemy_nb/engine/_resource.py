@@ -177,6 +177,9 @@ class ResourceContext:
     ``root`` when a stored release's sources are deployed."""
     stage_vars: Mapping[str, str] = field(default_factory=dict)
     """The stage's configured vars: every Worker gets them as plain-text bindings."""
+    resuming: bool = False
+    """This create finishes one a killed run started: a resource found under its name is
+    most likely the one that run made, and is adopted."""
 
     @property
     def fqn(self) -> str:

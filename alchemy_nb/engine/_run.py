@@ -19,6 +19,7 @@ Journal writes from concurrent resources are grouped into one fsync.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import os
 import time
@@ -799,6 +800,8 @@ class Run:
             return Action.NOOP
         provider = self.provider(cls)
         ctx = self.ctx(rid, res.kind)
+        if status == ResourceStatus.CREATING.value:  # the create may have happened
+            ctx = dataclasses.replace(ctx, resuming=True)
         stored = self.encode_state(props)
         deps = [d.id for d in res.dependencies()]
         now = _now()
