@@ -195,7 +195,7 @@ Every plan, deploy, gate, approval and promotion is an event in a hash-chained l
 verification names the first event that was tampered with.""",
         [],
     ),
-    ("code", "pipeline.history()", []),
+    ("code", 'pipeline.history("dev")', []),
     (
         "code",
         """\

@@ -153,7 +153,7 @@ class TimelineView(_Shown):
         self._render()
 
     def static_doc(self) -> Doc | None:
-        return doc_for(self.events)
+        return doc_for(self.visible())
 
     def visible(self) -> list[Any]:
         from ..promotion._shown import Timeline
