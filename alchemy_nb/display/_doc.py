@@ -79,7 +79,8 @@ class Doc:
 
     # ------------------------------------------------------------------ html
     def html(self) -> str:
-        parts = [f'<div class="anb {escape(self.css_class)}">', STYLE]
+        classes = " ".join(c for c in ("anb", f"anb-{self.kind}", self.css_class) if c)
+        parts = [f'<div class="{escape(classes)}">', STYLE]
         badge = f'<span class="anb-badge anb-{escape(self.tone)}">{escape(self.kind)}</span>'
         parts.append(f'<div class="anb-title">{badge} {escape(self.title)}</div>')
         if self.summary:
@@ -204,25 +205,41 @@ def short(value: Any, limit: int | None = None) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-STYLE = """<style scoped>
+_CSS = """
 .anb{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px;line-height:1.4;
 color:var(--jp-ui-font-color1,#1f2328);margin:2px 0}
 .anb .anb-title{font-weight:600;margin-bottom:2px}
 .anb .anb-summary{color:var(--jp-ui-font-color2,#57606a);margin-bottom:4px}
 .anb .anb-badge{display:inline-block;border-radius:3px;padding:0 5px;font-size:11px;
 font-weight:600;color:#fff;background:#57606a}
-.anb .anb-badge.anb-ok{background:#1a7f37}.anb .anb-badge.anb-bad{background:#cf222e}
-.anb .anb-badge.anb-warn{background:#9a6700}.anb .anb-badge.anb-info{background:#0969da}
-.anb table{border-collapse:collapse;margin:4px 0}
-.anb th,.anb td{text-align:left;padding:2px 10px 2px 0;vertical-align:top;
-border-bottom:1px solid var(--jp-border-color2,#d0d7de)}
+.anb .anb-badge.anb-ok{background:#1a7f37}
+.anb .anb-badge.anb-bad{background:#cf222e}
+.anb .anb-badge.anb-warn{background:#9a6700}
+.anb .anb-badge.anb-info{background:#0969da}
+.anb table{border-collapse:collapse;margin:4px 0;table-layout:auto;width:auto}
+.anb tbody tr,.anb tbody tr:nth-child(odd),.anb tbody tr:hover{background:transparent}
+.anb th,.anb td{text-align:left;padding:2px 12px 2px 0;vertical-align:top;line-height:1.4;
+border:none;border-bottom:1px solid var(--jp-border-color2,#d0d7de);white-space:normal}
 .anb thead th{font-weight:600;border-bottom:1px solid var(--jp-border-color1,#8c959f)}
 .anb .anb-facts th{font-weight:normal;color:var(--jp-ui-font-color2,#57606a)}
 .anb td{font-family:var(--jp-code-font-family,monospace);font-size:12px}
-.anb caption{text-align:left;font-weight:600;padding:4px 0 2px}
-.anb td.anb-ok{color:#1a7f37}.anb td.anb-bad{color:#cf222e;font-weight:600}
-.anb td.anb-warn{color:#9a6700}.anb td.anb-dim{color:var(--jp-ui-font-color3,#8c959f)}
+.anb caption{text-align:left;font-weight:600;padding:4px 0 2px;caption-side:top}
+.anb td.anb-ok{color:#1a7f37}
+.anb td.anb-bad{color:#cf222e;font-weight:600}
+.anb td.anb-warn{color:#9a6700}
+.anb td.anb-dim{color:var(--jp-ui-font-color3,#8c959f)}
 .anb .anb-footer{margin:2px 0;color:var(--jp-ui-font-color2,#57606a);font-size:12px}
 .anb .anb-problems{margin:4px 0;padding-left:18px;color:#cf222e}
 .anb progress{width:16em;vertical-align:middle}
-</style>"""
+"""
+
+# Every selector starts ".anb.anb": more specific than a notebook's own rules for rendered
+# HTML (JupyterLab right-aligns and stripes table cells), and confined to our output.
+STYLE = (
+    "<style scoped>"
+    + "".join(
+        line.replace(".anb", ".anb.anb", 1).replace(",.anb ", ",.anb.anb ")
+        for line in _CSS.strip().splitlines()
+    )
+    + "</style>"
+)

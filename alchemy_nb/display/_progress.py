@@ -63,7 +63,6 @@ class ProgressFrame:
             tables=[Table(["id", "kind", "action", "state"], rows, ("resource", "resources"))]
             if rows
             else [],
-            css_class="anb-progress",
         )
         bar = ""
         if self.total:

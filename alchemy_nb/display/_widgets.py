@@ -266,7 +266,7 @@ class ApprovalPanel(_Shown):
                 self.status,
             ]
         )
-        self.add_class("anb-approval")
+        self.add_class("anb-approval-panel")
         self._render()
 
     # --------------------------------------------------------------- model
