@@ -80,6 +80,10 @@ class AlchemyError(Exception):
 
         return mimebundle(self, include, exclude)
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # IPython prints exceptions with its own printer unless the class has this
+        printer.text(str(self._repr_mimebundle_().get("text/plain", "")))
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready description, as ``--json`` prints it."""
         return {

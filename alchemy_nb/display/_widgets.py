@@ -378,7 +378,7 @@ class ApprovalPanel(_Shown):
             from ..errors import AlchemyError, GateError
 
             if exc is None:
-                who = (result.get("approvals") or result.get("rejections") or [{}])[-1]
+                who = (result.get("approvals" if approve else "rejections") or [{}])[-1]
                 self.decision = f"{'approved' if approve else 'rejected'} by {who.get('actor')}"
                 self.refused = []
             elif isinstance(exc, GateError):
