@@ -29,7 +29,7 @@ def test_nbval_replays_the_tour_with_the_same_outputs(tmp_path: Path) -> None:
     folder = tmp_path / "nb"
     folder.mkdir()
     shutil.copy(NOTEBOOK, folder / "explore.ipynb")
-    shutil.copy(ROOT / "tests" / "nbval" / "conftest.py", folder / "conftest.py")
+    shutil.copy(ROOT / "tests" / "nbval" / "nbval_conftest.py", folder / "conftest.py")
     (folder / "pytest.ini").write_text("[pytest]\n")
     env = {
         **os.environ,
@@ -64,3 +64,26 @@ def test_nbval_replays_the_tour_with_the_same_outputs(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "failed" not in proc.stdout
+
+
+def test_the_stored_tour_has_static_displays_and_final_progress_frames() -> None:
+    """Executed without a live frontend (nbclient), "auto" rendered no widget for plans,
+    and each progress display holds its final frame, followed by its summary line."""
+    import nbformat
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = {c["id"]: c for c in nb.cells if c["cell_type"] == "code"}
+    plan_outputs = code["tour-03"]["outputs"]
+    data = [o for o in plan_outputs if o["output_type"] == "execute_result"][0]["data"]
+    assert "application/vnd.jupyter.widget-view+json" not in data
+    assert data["text/plain"].startswith("Plan demo/dev (up): 4 to create")
+    frame, summary = plan_outputs[0], plan_outputs[1]
+    assert frame["data"]["text/plain"] == (
+        "progress · plan demo/dev: 4 to create, 0 to update, 0 to replace, 0 to delete, "
+        "0 unchanged"
+    )
+    assert summary["text"].startswith("plan demo/dev: 4 to create")
+    panel = [o for o in code["tour-18"]["outputs"] if o["output_type"] == "execute_result"][0]
+    assert "application/vnd.jupyter.widget-view+json" in panel["data"]  # asked for explicitly
+    assert "awaiting approval" in panel["data"]["text/plain"]
+

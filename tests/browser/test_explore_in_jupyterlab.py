@@ -229,6 +229,9 @@ def test_approve_in_the_panel_lands_in_the_ledger(lab: Lab) -> None:
             page.wait_for_function(RAN, arg=[0, panel_cell + 1], timeout=240_000)
             assert page.evaluate(ERRORS) == []
 
+            # a live notebook: "auto" renders the plan as a widget (papermill and nbval never)
+            expect(page.get_by_text("show unchanged").first).to_be_visible(timeout=60_000)
+
             panel = page.locator(".anb-approval-panel")
             expect(panel).to_be_visible(timeout=60_000)
             panel.scroll_into_view_if_needed()

@@ -1,4 +1,5 @@
-"""nbval settings for notebooks/explore.ipynb (copied beside the notebook by the test)."""
+"""nbval settings for notebooks/explore.ipynb: the test copies this file beside the
+notebook as its conftest.py (here it must not be one: it would shadow tests/conftest.py)."""
 
 from typing import Any
 
