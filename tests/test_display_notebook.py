@@ -74,7 +74,7 @@ def test_the_stored_tour_has_static_displays_and_final_progress_frames() -> None
     nb = nbformat.read(NOTEBOOK, as_version=4)
     code = {c["id"]: c for c in nb.cells if c["cell_type"] == "code"}
     plan_outputs = code["tour-03"]["outputs"]
-    data = [o for o in plan_outputs if o["output_type"] == "execute_result"][0]["data"]
+    data = next(o for o in plan_outputs if o["output_type"] == "execute_result")["data"]
     assert "application/vnd.jupyter.widget-view+json" not in data
     assert data["text/plain"].startswith("Plan demo/dev (up): 4 to create")
     frame, summary = plan_outputs[0], plan_outputs[1]
@@ -83,7 +83,7 @@ def test_the_stored_tour_has_static_displays_and_final_progress_frames() -> None
         "0 unchanged"
     )
     assert summary["text"].startswith("plan demo/dev: 4 to create")
-    panel = [o for o in code["tour-18"]["outputs"] if o["output_type"] == "execute_result"][0]
+    panel = next(o for o in code["tour-18"]["outputs"] if o["output_type"] == "execute_result")
     assert "application/vnd.jupyter.widget-view+json" in panel["data"]  # asked for explicitly
     assert "awaiting approval" in panel["data"]["text/plain"]
 
