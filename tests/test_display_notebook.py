@@ -79,11 +79,9 @@ def test_the_stored_tour_has_static_displays_and_final_progress_frames() -> None
     assert data["text/plain"].startswith("Plan demo/dev (up): 4 to create")
     frame, summary = plan_outputs[0], plan_outputs[1]
     assert frame["data"]["text/plain"] == (
-        "progress · plan demo/dev: 4 to create, 0 to update, 0 to replace, 0 to delete, "
-        "0 unchanged"
+        "progress · plan demo/dev: 4 to create, 0 to update, 0 to replace, 0 to delete, 0 unchanged"
     )
     assert summary["text"].startswith("plan demo/dev: 4 to create")
     panel = next(o for o in code["tour-18"]["outputs"] if o["output_type"] == "execute_result")
     assert "application/vnd.jupyter.widget-view+json" in panel["data"]  # asked for explicitly
     assert "awaiting approval" in panel["data"]["text/plain"]
-
