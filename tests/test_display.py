@@ -127,6 +127,10 @@ def test_every_public_object_has_a_bundle(tmp_path: Path) -> None:
     p = pipeline_in(tmp_path / "promo")
     staged = run(p.deploy("staging"))
     check_surfaces(staged, "deploy")
+    from alchemy_nb.promotion import ProbeResult
+
+    probe = ProbeResult("api", "http://127.0.0.1:8787/api/health", False, "got 500, expected 200")
+    assert "! got 500, expected 200" in check_surfaces(probe, "probe")["text/plain"]
     check_surfaces(p.release(staged.release), "release")
     gate = run(p.request_gate("prod"))
     check_surfaces(gate, "gate")

@@ -385,6 +385,19 @@ def outcome_view(outcome: Any) -> Doc:
     )
 
 
+@view("alchemy_nb.promotion._pipeline.ProbeResult")
+def probe_view(probe: Any) -> Doc:
+    return Doc(
+        "probe",
+        f"Health probe of {probe.worker}",
+        summary=("ok" if probe.ok else "failed") + f": {probe.detail}",
+        tone="ok" if probe.ok else "bad",
+        facts=[("url", probe.url or "-")],
+        problems=[] if probe.ok else [probe.detail],
+        data=probe.to_json(),
+    )
+
+
 @view("alchemy_nb.promotion._shown.Release")
 def release_view(rel: Any) -> Doc:
     facts = [

@@ -94,6 +94,11 @@ class ProbeResult:
     def to_json(self) -> dict[str, Any]:
         return {"worker": self.worker, "url": self.url, "ok": self.ok, "detail": self.detail}
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from .._repr import mimebundle
+
+        return mimebundle(self, include, exclude)
+
 
 @dataclass
 class Outcome:
