@@ -278,6 +278,45 @@ def test_approve_in_the_panel_lands_in_the_ledger(lab: Lab) -> None:
     ]
 
 
+def test_the_html_export_shows_the_static_displays(tmp_path: Path) -> None:
+    """nbconvert's HTML of the stored tour, opened offline: with no widget state saved,
+    the panel and every object show their static HTML; no output of ours needs a script."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    from playwright.sync_api import Route, expect, sync_playwright
+
+    nb = nbformat.read(ROOT / "notebooks" / "explore.ipynb", as_version=4)
+    html, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    page_file = tmp_path / "explore.html"
+    page_file.write_text(html)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+
+            def offline(route: Route) -> None:  # the template's CDN scripts: not ours, and
+                if route.request.url.startswith("file://"):  # the network is closed anyway
+                    route.continue_()
+                else:
+                    route.abort()
+
+            page.route("**/*", offline)
+            page.goto(page_file.as_uri())
+            panel = page.locator(".anb-approval")
+            expect(panel).to_contain_text("awaiting approval")
+            expect(panel).to_contain_text("0 of 1 approval(s) from reviewers who are not")
+            expect(page.locator(".anb-ledger").last).to_contain_text("approval")
+            expect(page.locator(".anb-stages").last).to_contain_text("dev, staging, prod run")
+            assert page.locator(".anb-progress").count() >= 6  # final frames, kept
+            panel.scroll_into_view_if_needed()
+            page.screenshot(path=ARTIFACTS / "html-export.png")
+        finally:
+            browser.close()
+
+
 def _ledger(workdir: Path) -> list[dict[str, object]]:
     import asyncio
 
