@@ -85,3 +85,56 @@ def test_the_stored_tour_has_static_displays_and_final_progress_frames() -> None
     panel = next(o for o in code["tour-18"]["outputs"] if o["output_type"] == "execute_result")
     assert "application/vnd.jupyter.widget-view+json" in panel["data"]  # asked for explicitly
     assert "awaiting approval" in panel["data"]["text/plain"]
+
+
+def test_a_papermill_run_reads_well_in_a_ci_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """papermill --log-output: the log carries each object's plain text and the progress
+    summary lines, no HTML, no ANSI codes and no secret; "auto" chose no widget."""
+    import logging
+
+    import nbformat
+    import papermill
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from alchemy_nb.runbooks._kernel import ensure_kernelspec
+
+    canary = "canary-ci-log-secret-3e7a"
+    monkeypatch.setenv("LOG_CANARY", canary)  # the kernel inherits it
+    nb = new_notebook()
+    nb.cells = [
+        new_code_cell(
+            "import alchemy_nb\n"
+            "from alchemy_nb.fs import File\n"
+            f"app = alchemy_nb.App('logged', root={str(tmp_path)!r}, password='pw')\n"
+            "@app.program\n"
+            "def infra(stage):\n"
+            "    f = File('f', path='out/x.txt', content='hi')\n"
+            "    return {'path': f.path, 'token': alchemy_nb.Secret.env('LOG_CANARY')}"
+        ),
+        new_code_cell('plan = await app.plan("ci")\nplan'),
+        new_code_cell('result = await app.deploy("ci")\nresult'),
+    ]
+    source, executed = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(nb, source)
+    kernel = ensure_kernelspec(tmp_path / "kernels")
+    with caplog.at_level(logging.INFO, logger="papermill"):
+        papermill.execute_notebook(
+            str(source),
+            str(executed),
+            kernel_name=kernel.name,
+            log_output=True,
+            progress_bar=False,
+            **kernel.engine_kwargs(tmp_path / "kernel.log"),
+        )
+    log = caplog.text
+    assert "Plan logged/ci (up): 1 to create, 0 to update" in log
+    assert "+ create  fs::File  f" in log
+    assert "plan logged/ci: 1 to create, 0 to update" in log  # the summary lines
+    assert "up logged/ci: 1 created, 0 updated, 0 replaced, 0 deleted, 0 unchanged" in log
+    assert "token  ••••••" in log
+    assert canary not in log and "\x1b[" not in log and "<div" not in log
+    outputs = [o for c in nbformat.read(executed, 4).cells for o in c.get("outputs", [])]
+    assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert canary not in executed.read_text()
