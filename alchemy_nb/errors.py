@@ -74,6 +74,16 @@ class AlchemyError(Exception):
             parts.append(f"Fix: {self.fix.rstrip('.')}.")
         return " ".join(parts)
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
+        from ._repr import mimebundle
+
+        return mimebundle(self, include, exclude)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # IPython prints exceptions with its own printer unless the class has this
+        printer.text(str(self._repr_mimebundle_().get("text/plain", "")))
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready description, as ``--json`` prints it."""
         return {

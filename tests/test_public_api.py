@@ -48,6 +48,7 @@ def test_front_door_is_sorted_and_pinned() -> None:
 
 def test_every_public_subpackage_has_a_sorted_all() -> None:
     import alchemy_nb.cloudflare
+    import alchemy_nb.display
     import alchemy_nb.promotion
     import alchemy_nb.runbooks
     import alchemy_nb.scaffold
@@ -59,6 +60,7 @@ def test_every_public_subpackage_has_a_sorted_all() -> None:
         alchemy_nb.fs,
         alchemy_nb.state,
         alchemy_nb.cloudflare,
+        alchemy_nb.display,
         alchemy_nb.promotion,
         alchemy_nb.runbooks,
         alchemy_nb.scaffold,

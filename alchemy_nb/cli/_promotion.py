@@ -101,7 +101,7 @@ async def _run(app: Any, args: argparse.Namespace, out: Any, stage: str | None) 
     cmd = args.command
     who = getattr(args, "actor", None)
     if cmd == "releases":
-        rows = pipeline.releases(args.stage)
+        rows: list[dict[str, Any]] = pipeline.releases(args.stage)
         if out.json:
             out.emit_list(rows)
         else:

@@ -57,6 +57,12 @@ class Stage:
     name: str
     phase: Phase = Phase.UP
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
+        from .._repr import mimebundle
+
+        return mimebundle(self, include, exclude)
+
     def __repr__(self) -> str:
         return f"Stage({self.app.name}/{self.name}, phase={self.phase.value})"
 
@@ -71,6 +77,12 @@ class StageStatus:
     lock: LockInfo | None = None
     interrupted: bool = False
     outputs: dict[str, Any] = field(default_factory=dict)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
+        from .._repr import mimebundle
+
+        return mimebundle(self, include, exclude)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -141,6 +153,12 @@ class App:
 
     def __repr__(self) -> str:
         return f"App({self.name!r}, root={str(self.root)!r})"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
+        from .._repr import mimebundle
+
+        return mimebundle(self, include, exclude)
 
     @property
     def state(self) -> StateStore:
@@ -225,14 +243,18 @@ class App:
         """What ``deploy`` (or, with ``destroy=True``, ``destroy``) would do; changes nothing.
         ``prepare`` works as for :meth:`deploy`."""
         run = self._run(stage, Phase.PLAN, password=password)
+        run.report("run.start", phase="plan", changes=[])
         run.state = await self.state.load(self.name, run.stage.name)
         if destroy:
-            return run.destroy_plan()
-        await run.run_program()
-        if prepare is not None:
-            await prepare(run.artifact_files())
-            run.settings = self.settings(run.stage.name)
-        return run.compute_plan()
+            plan = run.destroy_plan()
+        else:
+            await run.run_program()
+            if prepare is not None:
+                await prepare(run.artifact_files())
+                run.settings = self.settings(run.stage.name)
+            plan = run.compute_plan()
+        run.report("run.done", plan=plan)
+        return plan
 
     async def deploy(
         self,

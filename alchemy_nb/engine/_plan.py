@@ -92,6 +92,12 @@ class Change:
             data["declared"] = self.declared
         return data
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
+        from .._repr import mimebundle
+
+        return mimebundle(self, include, exclude)
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Change:
         return cls(
@@ -225,6 +231,12 @@ class Plan:
             f"{c['noop']} unchanged; {self.digest[:19]})"
         )
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
+        from .._repr import mimebundle
+
+        return mimebundle(self, include, exclude)
+
     def render_text(self) -> str:
         """The plan as a reader wants it in a terminal or a CI log."""
         symbols = {"create": "+", "update": "~", "replace": "±", "delete": "-", "noop": " "}
@@ -312,6 +324,12 @@ class RunResult:
 
     def __repr__(self) -> str:
         return f"RunResult({self.summary()})"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
+        from .._repr import mimebundle
+
+        return mimebundle(self, include, exclude)
 
     def summary(self) -> str:
         """One line, e.g. ``up hello/dev: 1 created, 0 updated, ... (ok)``."""

@@ -158,6 +158,12 @@ class ResourceHandle(_Referable):
     kind: str
     outputs: dict[str, Any] = field(default_factory=dict)
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
+        from .._repr import mimebundle
+
+        return mimebundle(self, include, exclude)
+
 
 @dataclass(frozen=True)
 class ResourceContext:
@@ -410,6 +416,12 @@ class Resource(_Referable, Generic[P, O]):
             f"{type(self).__name__} has no attribute {name!r}; its outputs are "
             f"{', '.join(model.model_fields)}"
         )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
+        from .._repr import mimebundle
+
+        return mimebundle(self, include, exclude)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.id!r})"

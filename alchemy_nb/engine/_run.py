@@ -79,8 +79,9 @@ __all__ = ["Reporter", "Run"]
 
 Reporter = Callable[..., None]
 """Receives progress events: ``reporter(event, **data)``. Events: ``lock.wait``,
-``lock.takeover``, ``recover``, ``resource.start``, ``resource.done``,
-``resource.failed``."""
+``lock.takeover``, ``recover``, ``run.start`` (``phase``, ``changes``: a list of
+``(id, kind, action)``), ``resource.start``, ``resource.done``, ``resource.failed``, then
+``run.done`` (``result`` or, for a plan, ``plan``) or ``run.failed`` (``result``)."""
 
 SETTLED = (ResourceStatus.CREATED.value, ResourceStatus.UPDATED.value)
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
@@ -88,6 +89,21 @@ _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _default_reporter(phase: str, app: str, stage: str) -> Reporter:
+    """Logging, plus a progress display in a notebook or on a terminal (never elsewhere)."""
+    from .._repr import progress_reporter
+
+    progress = progress_reporter(phase, app, stage)
+    if progress is None:
+        return _log_reporter
+
+    def report(event: str, **data: Any) -> None:
+        progress(event, **data)
+        _log_reporter(event, **data)
+
+    return report
 
 
 def _log_reporter(event: str, **data: Any) -> None:
@@ -267,7 +283,7 @@ class Run:
         self.store = store
         self.concurrency = concurrency
         self.password = password
-        self.report = reporter or _log_reporter
+        self.report = reporter or _default_reporter(stage.phase.value, app.name, stage.name)
         self.settings = app.settings(stage.name)
         self.state = StageState(app.name, stage.name)
         self._box: Any = None
@@ -729,6 +745,8 @@ class Run:
             recovered=self.state.replayed > 0,
         )
         by_id = {c.id: c for c in plan.changes}
+        changes = [(c.id, c.kind, c.action.value) for c in plan.changes]
+        self.report("run.start", phase="up", changes=changes)
         done: dict[str, asyncio.Event] = {}
         failed: dict[str, BaseException] = {}
 
@@ -767,6 +785,7 @@ class Run:
 
         if failed:
             await self._checkpoint()
+            self.report("run.failed", result=result)
             raise self._deploy_error(result, failed, "up")
         orphans = [c.id for c in plan.changes if c.action is Action.DELETE]
         await self._delete_many(orphans, journal, semaphore, result, full=True)
@@ -777,7 +796,9 @@ class Run:
             await journal.write({"t": "meta", "key": "outputs", "value": result.outputs_stored})
         await self._checkpoint()
         if self.delete_errors:
+            self.report("run.failed", result=result)
             raise self._deploy_error(result, self.delete_errors, "up")
+        self.report("run.done", result=result)
         return result
 
     async def _apply_one(
@@ -1022,11 +1043,16 @@ class Run:
             if rec.get("outputs") is not None:
                 self.known.set_raw(rid, rec["outputs"])
         rids = self._delete_order(list(self.state.records))
+        records = self.state.records
+        changes = [(rid, records[rid].get("kind", "?"), "delete") for rid in rids]
+        self.report("run.start", phase="destroy", changes=changes)
         await self._delete_many(rids, journal, semaphore, result, full=True)
         if self.delete_errors:
             await self._checkpoint()
+            self.report("run.failed", result=result)
             raise self._deploy_error(result, self.delete_errors, "destroy")
         await self.store.drop(self.app.name, self.stage.name)
+        self.report("run.done", result=result)
         return result
 
     def destroy_plan(self) -> Plan:

@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from html import escape
 from typing import Any, Literal, TypedDict, cast, get_args
 from xml.etree import ElementTree as ET
 
@@ -39,6 +38,7 @@ from .._canonical import canonical_json
 from .._secret import Secret
 from ..errors import ConfigError, LedgerError, SecretError
 from ..state import StateStore
+from ._shown import Timeline
 
 __all__ = [
     "EVENT_KINDS",
@@ -156,9 +156,10 @@ class Verification:
         at = f" at event {self.first_bad}" if self.first_bad is not None else ""
         return f"ledger FAILED verification{at}: {self.reason}"
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        text = self.describe()
-        return {"text/plain": text, "text/html": f"<code>{escape(text)}</code>"}
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from .._repr import mimebundle
+
+        return mimebundle(self, include, exclude)
 
 
 class Ledger:
@@ -187,8 +188,10 @@ class Ledger:
     def __repr__(self) -> str:
         return f"Ledger(app={self.app!r}, store={self.store.location!r})"
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": repr(self), "text/html": f"<code>{escape(repr(self))}</code>"}
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from .._repr import mimebundle
+
+        return mimebundle(self, include, exclude)
 
     async def record(
         self,
@@ -268,7 +271,7 @@ class Ledger:
             )
         return last["seq"] + 1, last["hash"]
 
-    async def events(self, stage: str | None = None, kind: EventKind | None = None) -> list[Event]:
+    async def events(self, stage: str | None = None, kind: EventKind | None = None) -> Timeline:
         """The events, oldest first, optionally only one stage's or one kind's.
 
         Events are returned as stored; :meth:`verify` says whether to trust them. A line
@@ -282,7 +285,7 @@ class Ledger:
             raise ConfigError(
                 f"unknown ledger event kind {kind!r}", fix="use one of " + ", ".join(EVENT_KINDS)
             )
-        found: list[Event] = []
+        found = Timeline()
         for entry in await self.store.ledger_read(self.app):
             damage = _damaged(entry)
             if damage is not None:

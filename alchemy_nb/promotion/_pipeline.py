@@ -31,6 +31,7 @@ from .._config import HealthProbe
 from ..engine import App, RunResult, load_program
 from ..errors import ConfigError, DeployError, GateError
 from ._records import Records, now_iso
+from ._shown import Gate, History, Release, Releases
 
 __all__ = ["Outcome", "Pipeline", "ProbeResult", "resolve_actor"]
 
@@ -93,6 +94,11 @@ class ProbeResult:
     def to_json(self) -> dict[str, Any]:
         return {"worker": self.worker, "url": self.url, "ok": self.ok, "detail": self.detail}
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from .._repr import mimebundle
+
+        return mimebundle(self, include, exclude)
+
 
 @dataclass
 class Outcome:
@@ -120,6 +126,11 @@ class Outcome:
             data["counts"] = self.result.counts
             data["outputs"] = self.result.outputs_masked
         return data
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from .._repr import mimebundle
+
+        return mimebundle(self, include, exclude)
 
 
 class Pipeline:
@@ -564,7 +575,7 @@ class Pipeline:
 
     async def request_gate(
         self, stage: str, *, release: str | None = None, actor: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Gate:
         """Ask for approval to promote ``release`` (default: healthy in ``promote_from``)."""
         who = resolve_actor(actor)
         conf = self._known_stage(stage)
@@ -593,32 +604,32 @@ class Pipeline:
             release=rel["id"],
             data={"gate": gate["id"], "plan_digest": digest},
         )
-        return gate
+        return Gate(gate)
 
-    def open_gate(self, stage: str, release: str) -> dict[str, Any] | None:
+    def open_gate(self, stage: str, release: str) -> Gate | None:
         """The open gate for (``release``, ``stage``), if one was requested."""
         found = [
             g
             for g in self.records.gates(stage)
             if g["release"] == release and g["status"] == "open"
         ]
-        return found[-1] if found else None
+        return Gate(found[-1]) if found else None
 
     async def approve(
         self, stage: str, release: str, *, actor: str | None = None, comment: str = ""
-    ) -> dict[str, Any]:
+    ) -> Gate:
         """Approve the open gate for (``release``, ``stage``)."""
         return await self._decide(stage, release, actor, comment, approve=True)
 
     async def reject(
         self, stage: str, release: str, *, actor: str | None = None, comment: str = ""
-    ) -> dict[str, Any]:
+    ) -> Gate:
         """Reject (and close) the open gate for (``release``, ``stage``)."""
         return await self._decide(stage, release, actor, comment, approve=False)
 
     async def _decide(
         self, stage: str, release: str, actor: str | None, comment: str, *, approve: bool
-    ) -> dict[str, Any]:
+    ) -> Gate:
         who = resolve_actor(actor)
         conf = self._known_stage(stage)
         rel = self.records.release(release)
@@ -750,7 +761,11 @@ class Pipeline:
             return await self._deploy_release(stage, rel, who, "promotion", {}, plan=plan)
 
     # -------------------------------------------------------------- history
-    def releases(self, stage: str | None = None) -> list[dict[str, Any]]:
+    def release(self, ref: str) -> Release:
+        """A release by id or unambiguous id prefix (4+ hex digits)."""
+        return Release(self.records.release(ref))
+
+    def releases(self, stage: str | None = None) -> Releases:
         """Releases by stage: id, stage, healthy, author, created_at, branch, commit."""
         out = []
         for name in [stage] if stage else self.records.stages():
@@ -773,14 +788,15 @@ class Pipeline:
                         "action": entry["action"],
                     }
                 )
-        return out
+        return Releases(out)
 
-    def history(self, stage: str | None = None) -> list[dict[str, Any]]:
+    def history(self, stage: str | None = None) -> History:
+        """Deploys, promotions and rollbacks of ``stage`` (default: every stage), oldest first."""
         out = []
         for name in [stage] if stage else self.records.stages():
             for entry in self.records.stage(name)["history"]:
                 out.append({"stage": name, **entry})
-        return sorted(out, key=lambda e: e["at"])
+        return History(sorted(out, key=lambda e: e["at"]))
 
 
 _CONFIG_FILES = {"alchemy_nb.toml"}  # the stage configuration is not part of a release
