@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from pyodide.ffi import JsObject
+
 _BACKGROUND: set[asyncio.Future[Any]] = set()  # keep waitUntil work alive until done
 
 __all__ = ["WorkflowBinding", "WorkflowEngine"]
@@ -297,7 +299,7 @@ class WorkflowInstance:
         out: dict[str, Any] = {"status": info["status"], "output": info["output"]}
         if info["error"]:
             out["error"] = {"name": "Error", "message": info["error"]}
-        return _as_js(out)
+        return JsObject._wrap(out)  # a JavaScript object: Response.json writes it compactly
 
     async def terminate(self) -> None:
         engine = self._binding._engine
@@ -375,19 +377,3 @@ class WorkflowBinding:
 def _to_py(value: Any) -> Any:
     to_py = getattr(value, "to_py", None)
     return to_py() if callable(to_py) else value
-
-
-def _as_js(value: dict[str, Any]) -> dict[str, Any]:
-    """Plain dict with attribute access too, as Cloudflare's objects behave."""
-
-    class _Obj(dict[str, Any]):
-        def __getattr__(self, name: str) -> Any:
-            try:
-                return self[name]
-            except KeyError:
-                raise AttributeError(name) from None
-
-        def to_py(self) -> dict[str, Any]:
-            return dict(self)
-
-    return _Obj(value)
