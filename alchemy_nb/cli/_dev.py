@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import AlchemyError, ConfigError
+from ..errors import AlchemyError, ConfigError, DeployError
 
 IGNORED = {".alchemy", "__pycache__", ".git", ".venv", "node_modules", ".pytest_cache"}
 LOOPBACK = {"127.0.0.1", "localhost"}
@@ -73,6 +73,13 @@ async def _deploy(
 ) -> None:
     try:
         result = await app.deploy(stage, concurrency=args.concurrency, reporter=out.reporter())
+    except DeployError as exc:  # each failure was reported above: say it once
+        names = ", ".join(sorted(exc.failures)) or "some resources"
+        out.fail_message(
+            f"the deploy of stage {stage!r} failed ({names}, see above); "
+            "fix it and save: dev deploys again"
+        )
+        return
     except AlchemyError as exc:  # keep watching: the next save may fix it
         out.fail_message(str(exc))
         return

@@ -135,6 +135,9 @@ class DevServer:
                 self._proc.wait()
         for reader in self._readers:
             reader.join(timeout=5)
+        for stream in (self._proc.stdout, self._proc.stderr):
+            if stream is not None:
+                stream.close()
         return self._proc.returncode
 
     def __enter__(self) -> DevServer:
