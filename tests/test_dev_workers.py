@@ -133,7 +133,11 @@ def test_request_and_response_as_cloudflare_gives_them(tmp_path: Path) -> None:
         assert row.content == b'{"id":1,"name":"Ada","score":9.5}'
         assert row.headers["content-type"] == "application/json"
         rows = httpx.get(f"{dev.url}/all").json()
-        assert rows == {"names": ["Ada", "Grace"], "rows_read": 2, "raw": [[1, "Ada"], [2, "Grace"]]}
+        assert rows == {
+            "names": ["Ada", "Grace"],
+            "rows_read": 2,
+            "raw": [[1, "Ada"], [2, "Grace"]],
+        }
         assert httpx.get(f"{dev.url}/url?a=1").text == f"{dev.url}/url?a=1"
         assert httpx.post(f"{dev.url}/js").text == f"POST {dev.url}/js"
 
@@ -182,7 +186,10 @@ def test_workflow_status_polled_while_its_steps_run(tmp_path: Path) -> None:
             if b'"complete"' in status.content:
                 break
             time.sleep(0.2)
-        assert seen[0] in (b'{"status":"queued","output":null}', b'{"status":"running","output":null}')
+        assert seen[0] in (
+            b'{"status":"queued","output":null}',
+            b'{"status":"running","output":null}',
+        )
         assert seen[-1] == b'{"status":"complete","output":{"total":6}}'
 
 
@@ -249,9 +256,12 @@ def test_dependencies_install_into_a_cached_environment_of_the_worker(tmp_path: 
             installing = [line for line in dev.output if "installing the worker's dep" in line]
             assert len(installing) == (1 if run == 0 else 0)  # the second run reuses it
     assert [p.name for p in envs.iterdir() if p.is_dir()] == [Path(where).parent.parent.name]
-    assert "tinydep" not in subprocess.run(
-        [sys.executable, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True
-    ).stdout  # never installed into alchemy-nb's own environment
+    assert (
+        "tinydep"
+        not in subprocess.run(
+            [sys.executable, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True
+        ).stdout
+    )  # never installed into alchemy-nb's own environment
 
 
 def test_a_dependency_that_does_not_install_is_named_once_and_nothing_starts(
@@ -295,7 +305,9 @@ def test_a_worker_importing_a_module_nobody_provides(tmp_path: Path) -> None:
     finally:
         dev.stop()
     output = "".join(dev.output)
-    assert "failed to import: ModuleNotFoundError: No module named 'nosuch_module_anywhere'" in output
+    assert (
+        "failed to import: ModuleNotFoundError: No module named 'nosuch_module_anywhere'" in output
+    )
     assert f"{project / 'src' / 'entry.py'}, line 2" in output
     assert "add 'nosuch_module_anywhere' to the worker's dependencies" in output
     assert dev.urls == []
@@ -309,8 +321,15 @@ def test_sigterm_stops_dev_and_every_process_it_started(tmp_path: Path) -> None:
     dev = DevServer(project)
     url = dev.wait_ready()
     serving = json.loads(
-        (project / ".alchemy" / "cron-worker" / "dev" / "local" / "workers" / "cron-worker.serving")
-        .read_text()
+        (
+            project
+            / ".alchemy"
+            / "cron-worker"
+            / "dev"
+            / "local"
+            / "workers"
+            / "cron-worker.serving"
+        ).read_text()
     )
     started = [serving["pid"], serving["supervisor"]]
     assert httpx.get(url).status_code == 200
@@ -342,12 +361,15 @@ def test_dev_serves_on_the_port_asked_and_refuses_other_hosts(tmp_path: Path) ->
 
 # --------------------------------------------------------------------------- the fixtures users get
 
+
 @pytest.fixture
 def cron_copy(tmp_path: Path) -> Iterator[Path]:
     yield copy_example(tmp_path, "cron")
 
 
-def test_the_alchemy_nb_dev_fixture_yields_a_base_url(alchemy_nb_dev: object, cron_copy: Path) -> None:
+def test_the_alchemy_nb_dev_fixture_yields_a_base_url(
+    alchemy_nb_dev: object, cron_copy: Path
+) -> None:
     url = alchemy_nb_dev(cron_copy)  # type: ignore[operator]
     assert url.startswith("http://127.0.0.1:")
     assert httpx.get(url).json() == {"runs": 0, "last": None}
@@ -356,8 +378,7 @@ def test_the_alchemy_nb_dev_fixture_yields_a_base_url(alchemy_nb_dev: object, cr
 def test_dev_fixture_makes_a_named_fixture(tmp_path: Path, pytester: pytest.Pytester) -> None:
     project = copy_example(tmp_path, "cron")
     pytester.makeconftest(
-        "from alchemy_nb.testing import dev_fixture\n"
-        f"worker = dev_fixture({str(project)!r})\n"
+        f"from alchemy_nb.testing import dev_fixture\nworker = dev_fixture({str(project)!r})\n"
     )
     pytester.makepyfile(
         "import httpx\n"

@@ -21,8 +21,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from pyodide.ffi import JsObject
-
 _BACKGROUND: set[asyncio.Future[Any]] = set()  # keep waitUntil work alive until done
 
 __all__ = ["WorkflowBinding", "WorkflowEngine"]
@@ -299,7 +297,7 @@ class WorkflowInstance:
         out: dict[str, Any] = {"status": info["status"], "output": info["output"]}
         if info["error"]:
             out["error"] = {"name": "Error", "message": info["error"]}
-        return JsObject._wrap(out)  # a JavaScript object: Response.json writes it compactly
+        return _js_object(out)
 
     async def terminate(self) -> None:
         engine = self._binding._engine
@@ -377,3 +375,14 @@ class WorkflowBinding:
 def _to_py(value: Any) -> Any:
     to_py = getattr(value, "to_py", None)
     return to_py() if callable(to_py) else value
+
+
+def _js_object(data: dict[str, Any]) -> Any:
+    """``data`` as a JavaScript object (``Response.json`` writes it compactly, as
+    Cloudflare's runtime does for the objects its APIs return)."""
+    from . import install_shim
+
+    install_shim()  # a no-op in a worker process, where the shim is first already
+    from pyodide.ffi import JsObject
+
+    return JsObject._wrap(data)
