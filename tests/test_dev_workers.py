@@ -12,12 +12,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -363,8 +361,8 @@ def test_dev_serves_on_the_port_asked_and_refuses_other_hosts(tmp_path: Path) ->
 
 
 @pytest.fixture
-def cron_copy(tmp_path: Path) -> Iterator[Path]:
-    yield copy_example(tmp_path, "cron")
+def cron_copy(tmp_path: Path) -> Path:
+    return copy_example(tmp_path, "cron")
 
 
 def test_the_alchemy_nb_dev_fixture_yields_a_base_url(

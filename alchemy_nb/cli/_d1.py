@@ -160,10 +160,12 @@ def _execute(db: _Database, args: argparse.Namespace, out: Any) -> int:
     else:
         sql = args.sql
     results: list[dict[str, Any]] = []
+    number = 0
     with closing(_connect(db)) as conn:
         conn.execute("BEGIN")
         try:
-            for number, statement in enumerate(_statements(sql), start=1):
+            for statement in _statements(sql):
+                number += 1
                 start = time.perf_counter()
                 cursor = conn.execute(statement)
                 names = [d[0] for d in cursor.description or ()]

@@ -45,7 +45,7 @@ def run_dev(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:
 
 
 async def _dev(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:
-    from watchfiles import awatch
+    from ..cloudflare.local._control import request
 
     folder = app.root / ".alchemy" / app.name / stage / "local"
     main = asyncio.current_task()
@@ -53,9 +53,15 @@ async def _dev(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:
     if main is not None:  # SIGTERM stops it like Ctrl-C does
         loop.add_signal_handler(signal.SIGTERM, main.cancel)
     tail = asyncio.create_task(_stream_logs(folder / "logs"))
+    # the stage's supervisor starts while the deploy computes its plan
+    early = asyncio.create_task(request(folder, {"op": "ping"}))
     announced: set[str] = set()
     try:
         await _deploy(app, stage, args, out, announced)
+        with contextlib.suppress(Exception):
+            await early
+        from watchfiles import awatch
+
         out.log(f"watching {app.root} for changes; Ctrl-C to stop")
         async for changes in awatch(app.root, watch_filter=_relevant, debounce=200):
             names = sorted({Path(p).name for _, p in changes})

@@ -143,7 +143,9 @@ def test_wsgi_flask_reaches_d1_through_run_sync_and_module_level_env(tmp_path: P
 
         class Default(WorkerEntrypoint):
             async def fetch(self, request):
-                await self.env.DB.exec("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, title TEXT)")
+                await self.env.DB.exec(
+                    "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, title TEXT)"
+                )
                 return await wsgi.fetch(app, request, self.env)
     """
 

@@ -290,7 +290,7 @@ class WorkflowInstance:
         self._binding = binding
         self.id = iid
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> Any:
         info = self._binding._store().instance(self.id)
         if info is None:
             raise ValueError(f"instance.not_found: no workflow instance {self.id!r}")

@@ -18,7 +18,8 @@ As on Cloudflare::
             return await asgi.fetch(app, request.js_object, self.env)
 
 Each call runs one ASGI lifespan cycle around the request (startup, the request,
-shutdown), as Cloudflare's bridge does; the bindings are in ``scope["env"]``. A request
+shutdown), as Cloudflare's bridge does (skipped for a Starlette or FastAPI app whose
+lifespan has no handler, where it would do nothing); the bindings are in ``scope["env"]``. A request
 that arrives unchanged from the runtime reuses the server's own ASGI scope and body
 stream (nothing is copied); any other request is translated from its URL and headers.
 """
@@ -79,8 +80,23 @@ def request_to_scope(req: Any, env: Any, ws: bool = False) -> dict[str, Any]:
     }
 
 
+def _default_lifespan(app: Any) -> bool:
+    """Whether ``app`` is a Starlette/FastAPI app whose lifespan does nothing (no
+    ``lifespan=``, no startup or shutdown handler): running it would change nothing."""
+    router = getattr(app, "router", None)
+    context = getattr(router, "lifespan_context", None)
+    return (
+        context is not None
+        and type(context).__name__ == "_DefaultLifespan"
+        and not getattr(router, "on_startup", True)
+        and not getattr(router, "on_shutdown", True)
+    )
+
+
 async def _start_application(app: Any) -> Callable[[], Awaitable[None]]:
     """One lifespan startup; returns the matching shutdown (a no-op without lifespan)."""
+    if _default_lifespan(app):
+        return _nothing
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[Message] = asyncio.Queue()
     inbox.put_nowait({"type": "lifespan.startup"})
