@@ -2,9 +2,11 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notes.settings")
 
-import django  # noqa: E402
-from workers import WorkerEntrypoint  # noqa: E402
-from workers import wsgi  # noqa: E402
+import django
+from workers import (
+    WorkerEntrypoint,
+    wsgi,
+)
 
 django.setup()
 

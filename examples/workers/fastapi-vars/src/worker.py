@@ -1,10 +1,9 @@
 from pathlib import Path
 
+from api.routes import router  # a sibling package next to main
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 from workers import WorkerEntrypoint
-
-from api.routes import router  # a sibling package next to main
 
 app = FastAPI()
 app.include_router(router)
