@@ -283,6 +283,10 @@ async def _dependencies(ctx: ResourceContext, props: WorkerProps) -> str | None:
         if ctx.log is not None:
             ctx.log("resource.note", id=ctx.id, kind=ctx.kind, note=text)
 
+    mismatch = deps.python_mismatch()
+    if mismatch:
+        note(mismatch)
+
     try:
         folder = await asyncio.to_thread(ensure_environment, deps, log=note)
     except ProviderError as exc:

@@ -53,6 +53,25 @@ class Dependencies:
     source: Path
     requirements: tuple[str, ...]
     lock: Path | None = None
+    requires_python: str | None = None
+
+    def python_mismatch(self) -> str | None:
+        """A note when ``requires-python`` excludes the Python the worker will run on."""
+        if not self.requires_python:
+            return None
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+        running = ".".join(map(str, sys.version_info[:3]))
+        try:
+            fits = SpecifierSet(self.requires_python).contains(running, prereleases=True)
+        except InvalidSpecifier:
+            return f"requires-python {self.requires_python!r} in {self.source} is not valid"
+        if fits:
+            return None
+        return (
+            f"the worker asks for Python {self.requires_python} ({self.source.name}); the "
+            f"local target runs it on Python {running}, the Python alchemy-nb runs on"
+        )
 
     def digest(self) -> str:
         """The hash naming the environment (requirements, lock, Python version)."""
@@ -119,7 +138,13 @@ def _from_pyproject(path: Path) -> Dependencies | None:
             where=str(path),
             fix='write them as dependencies = ["fastapi>=0.110", ...]',
         )
-    return Dependencies(path, tuple(d.strip() for d in deps if d.strip()), _lock_beside(path))
+    wanted = project.get("requires-python")
+    return Dependencies(
+        path,
+        tuple(d.strip() for d in deps if d.strip()),
+        _lock_beside(path),
+        wanted if isinstance(wanted, str) else None,
+    )
 
 
 def _from_requirements(path: Path) -> Dependencies:
