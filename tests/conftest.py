@@ -15,6 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import things
 
+pytest_plugins = ["pytester"]  # tests of the pytest fixtures alchemy-nb gives its users
+
 T = TypeVar("T")
 
 

@@ -393,7 +393,10 @@ def test_unsupported_keys_are_listed_once_and_the_rest_runs(
     write_project(tmp_path, files)
     with caplog.at_level(logging.WARNING, logger="alchemy_nb.wrangler"):
         config = load_wrangler(tmp_path / "wrangler.toml")
-    assert any("ai: Workers AI (AI)" in w and "self.env.AI" in w for w in config.warnings)
+    assert any(
+        "ai: Workers AI (AI) runs only on Cloudflare" in w and "env.AI" in w
+        for w in config.warnings
+    )
     assert any(w.startswith("workers_dev") for w in config.warnings)
     assert len(caplog.records) == len(config.warnings)
     plan = cli(tmp_path, "plan")

@@ -1,22 +1,43 @@
-"""``alchemy-nb dev``: one stage on this machine, redeployed on every change."""
+"""``alchemy-nb dev``: one stage on this machine, redeployed on every change.
+
+A drop-in for ``wrangler dev`` / ``pywrangler dev`` in a wrangler project (or with a
+program): ``--port N`` serves the (first) worker on that port, and once a worker serves
+one line ``Ready on http://127.0.0.1:N`` goes to stdout (with `` (worker id)`` after it
+when the app has several workers). Ctrl-C or SIGTERM stops every process it started.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import AlchemyError
+from ..errors import AlchemyError, ConfigError, DeployError
 
 IGNORED = {".alchemy", "__pycache__", ".git", ".venv", "node_modules", ".pytest_cache"}
+LOOPBACK = {"127.0.0.1", "localhost"}
+STOP_TIMEOUT = 2.5  # seconds to wait for the stage's processes to exit
 
 
 def run_dev(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:
     """Deploy, then watch the app's folder and redeploy on change; Ctrl-C stops it all."""
+    host = getattr(args, "host", None)
+    if host is not None and host not in LOOPBACK:
+        raise ConfigError(
+            f"--host {host}: the local target serves on 127.0.0.1 only",
+            fix="leave --host out, or pass --host 127.0.0.1",
+        )
+    port = getattr(args, "port", None)
+    if port is not None:
+        if not 0 < port < 65536:
+            raise ConfigError(f"--port {port} is not a port", fix="pass a port from 1 to 65535")
+        os.environ["ALCHEMY_NB_DEV_PORT"] = str(port)  # read by the Worker provider
     try:
         return asyncio.run(_dev(app, stage, args, out))
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -24,7 +45,7 @@ def run_dev(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:
 
 
 async def _dev(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:
-    from watchfiles import awatch
+    from ..cloudflare.local._control import request
 
     folder = app.root / ".alchemy" / app.name / stage / "local"
     main = asyncio.current_task()
@@ -32,13 +53,20 @@ async def _dev(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:
     if main is not None:  # SIGTERM stops it like Ctrl-C does
         loop.add_signal_handler(signal.SIGTERM, main.cancel)
     tail = asyncio.create_task(_stream_logs(folder / "logs"))
+    # the stage's supervisor starts while the deploy computes its plan
+    early = asyncio.create_task(request(folder, {"op": "ping"}))
+    announced: set[str] = set()
     try:
-        await _deploy(app, stage, args, out)
+        await _deploy(app, stage, args, out, announced)
+        with contextlib.suppress(Exception):
+            await early
+        from watchfiles import awatch
+
         out.log(f"watching {app.root} for changes; Ctrl-C to stop")
         async for changes in awatch(app.root, watch_filter=_relevant, debounce=200):
             names = sorted({Path(p).name for _, p in changes})
             out.log(f"changed: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}")
-            await _deploy(app, stage, args, out)
+            await _deploy(app, stage, args, out, announced)
     finally:
         tail.cancel()
         await _stop(folder)
@@ -46,18 +74,43 @@ async def _dev(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:
     return 0
 
 
-async def _deploy(app: Any, stage: str, args: argparse.Namespace, out: Any) -> None:
+async def _deploy(
+    app: Any, stage: str, args: argparse.Namespace, out: Any, announced: set[str]
+) -> None:
     try:
         result = await app.deploy(stage, concurrency=args.concurrency, reporter=out.reporter())
+    except DeployError as exc:  # each failure was reported above: say it once
+        names = ", ".join(sorted(exc.failures)) or "some resources"
+        out.fail_message(
+            f"the deploy of stage {stage!r} failed ({names}, see above); "
+            "fix it and save: dev deploys again"
+        )
+        return
     except AlchemyError as exc:  # keep watching: the next save may fix it
         out.fail_message(str(exc))
         return
     out.log(result.summary())
     for key, value in result.outputs_masked.items():
         out.log(f"  {key} = {value}")
-    for res in result.resources:
-        if res.kind == "cloudflare::Worker":
-            out.log(f"Ready: {res.id}")
+    _announce(app.root / ".alchemy" / app.name / stage / "local", announced)
+
+
+def _announce(folder: Path, announced: set[str]) -> None:
+    """``Ready on URL`` on stdout, once per worker and port."""
+    from ..cloudflare.local._control import serving
+
+    names = sorted(p.stem for p in (folder / "workers").glob("*.serving"))
+    for name in names:
+        now = serving(folder, name)
+        if now is None:
+            continue
+        url = f"http://127.0.0.1:{now['port']}"
+        if f"{name} {url}" in announced:
+            continue
+        announced.add(f"{name} {url}")
+        suffix = f" ({name})" if len(names) > 1 else ""
+        sys.stdout.write(f"Ready on {url}{suffix}\n")
+        sys.stdout.flush()
 
 
 def _relevant(change: Any, path: str) -> bool:
@@ -85,7 +138,11 @@ async def _stream_logs(folder: Path) -> None:
 
 
 async def _stop(folder: Path) -> None:
-    from ..cloudflare.local._control import request
+    """Stop the stage's supervisor and wait (briefly) until it and its workers are gone."""
+    from ..cloudflare.local._control import request, supervisor_alive
 
     with contextlib.suppress(Exception):
-        await request(folder, {"op": "shutdown"}, start=False, timeout=30)
+        await request(folder, {"op": "shutdown"}, start=False, timeout=STOP_TIMEOUT)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while supervisor_alive(folder) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)

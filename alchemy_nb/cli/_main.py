@@ -138,11 +138,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="how many of the last lines to show first (default 200)",
     )
-    sub.add_parser(
+    dv = sub.add_parser(
         "dev",
         parents=[common, writer],
         help="deploy locally, redeploy on every change, stream logs; Ctrl-C stops it",
     )
+    dv.add_argument("--port", type=int, metavar="N", help="serve the worker on port N")
+    dv.add_argument("--host", metavar="HOST", help="127.0.0.1 (the only address served)")
+    from . import _d1
+
+    _d1.add_commands(sub, common)
     from ._promotion import add_commands
 
     add_commands(sub, common)
@@ -419,6 +424,10 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
         from ._dev import run_dev
 
         return run_dev(app, stage, args, out)
+    if args.command == "d1":
+        from ._d1 import run_command as run_d1_command
+
+        return run_d1_command(app, stage, args, out)
     if args.command == "status":
         status = asyncio.run(app.status(stage))
         if out.json:

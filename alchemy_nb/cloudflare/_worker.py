@@ -44,6 +44,10 @@ class WorkerProps(Props):
     """A fixed local port (default: a free one, kept across redeploys)."""
     workers_dev: bool = True
     """On the cloudflare target: serve on ``https://NAME.SUBDOMAIN.workers.dev``."""
+    remote_bindings: dict[str, str] = {}
+    """Bindings only Cloudflare serves, name -> kind (``"ai"``, ``"vectorize"``,
+    ``"browser"``, ...): locally the worker starts, and the first use of one raises an
+    error naming it."""
 
 
 class WorkerOutputs(Outputs):
@@ -116,7 +120,7 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
     async def create(self, ctx: ResourceContext, props: WorkerProps) -> WorkerOutputs:
         if on_cloudflare(ctx):
             return await self._remote(ctx, props, None)
-        return await self._deploy(ctx, props, props.port or 0)
+        return await self._deploy(ctx, props, props.port or _dev_port())
 
     async def update(
         self,
@@ -127,7 +131,7 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
     ) -> WorkerOutputs:
         if on_cloudflare(ctx):
             return await self._remote(ctx, props, outputs)
-        port = props.port or (outputs.port if outputs is not None else 0)
+        port = props.port or _dev_port() or (outputs.port if outputs is not None else 0)
         return await self._deploy(ctx, props, port)
 
     async def delete(
@@ -214,6 +218,9 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
                 for q in props.queue_consumers
             ],
         }
+        site_packages = await _dependencies(ctx, props)
+        if site_packages is not None:
+            config["site_packages"] = site_packages
         version = hashlib.sha256(
             (json.dumps(config, sort_keys=True) + (self.fingerprint(ctx, props) or "")).encode()
         ).hexdigest()
@@ -259,6 +266,8 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
             out[key] = {"type": "plain_text", "value": str(text)}
         for key, text in ctx.stage_vars.items():  # the stage's vars win over the program's
             out[key] = {"type": "plain_text", "value": str(text)}
+        for key, service in props.remote_bindings.items():
+            out[key] = {"type": "remote_only", "service": service}
         for key, value in props.bindings.items():
             if key in ctx.stage_vars and not isinstance(value, Secret | Resource | Ref):
                 continue
@@ -379,6 +388,39 @@ def _api_bindings(
         )
     out = [{"type": "plain_text", "name": k, "text": v} for k, v in plain.items()] + out
     return out, do_classes, workflows
+def _dev_port() -> int:
+    """``alchemy-nb dev --port N``: the port asked for (the first worker to ask gets it)."""
+    text = os.environ.get("ALCHEMY_NB_DEV_PORT", "")
+    return int(text) if text.isdigit() else 0
+
+
+async def _dependencies(ctx: ResourceContext, props: WorkerProps) -> str | None:
+    """The folder of the worker's own dependencies (installed on first use), if it has any."""
+    import asyncio
+
+    from .local._deps import ensure_environment, find_dependencies
+
+    deps = find_dependencies(ctx.resolve_path(props.entry), ctx.root)
+    if deps is None:
+        return None
+
+    def note(text: str) -> None:
+        if ctx.log is not None:
+            ctx.log("resource.note", id=ctx.id, kind=ctx.kind, note=text)
+
+    mismatch = deps.python_mismatch()
+    if mismatch:
+        note(mismatch)
+
+    try:
+        folder = await asyncio.to_thread(ensure_environment, deps, log=note)
+    except ProviderError as exc:
+        raise ProviderError(
+            f"worker {ctx.id!r}: {exc.what}",
+            where=f"{ctx.fqn} ({ctx.kind}), {exc.where}",
+            fix=exc.fix,
+        ) from None
+    return str(folder)
 
 
 def _outputs(resource: Any) -> dict[str, Any]:

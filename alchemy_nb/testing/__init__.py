@@ -4,3 +4,9 @@
   tests can exercise the Cloudflare target without an account.
 - a pytest fixture that runs ``alchemy-nb dev`` for a worker project and yields its base URL.
 """
+
+from .._lazy import lazy_exports
+
+__all__ = ["DevServer", "dev_fixture", "free_port"]
+
+__getattr__, __dir__ = lazy_exports(globals(), {"._dev": __all__})

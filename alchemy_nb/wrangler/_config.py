@@ -48,17 +48,22 @@ CONFIG_FILES = ("wrangler.jsonc", "wrangler.json", "wrangler.toml")
 INHERITED = ("main", "compatibility_date", "compatibility_flags", "triggers")
 """Top-level keys an ``[env.NAME]`` section inherits unless it sets them."""
 
-KNOWN_BINDING_KEYS = {
-    "services": "service bindings",
+REMOTE_ONLY_KEYS = {
     "ai": "Workers AI",
     "vectorize": "Vectorize indexes",
+    "browser": "Browser Rendering",
+    "images": "Images",
+}
+"""Binding types only Cloudflare serves: locally the binding exists and its first use
+raises an error naming it (the rest of the worker runs)."""
+
+KNOWN_BINDING_KEYS = {
+    "services": "service bindings",
     "hyperdrive": "Hyperdrive",
     "analytics_engine_datasets": "Analytics Engine datasets",
-    "browser": "Browser Rendering",
     "send_email": "Email bindings",
     "dispatch_namespaces": "dispatch namespaces",
     "mtls_certificates": "mTLS certificates",
-    "images": "Images",
     "version_metadata": "version metadata",
     "secrets_store_secrets": "Secrets Store secrets",
     "assets": "static assets",
@@ -177,6 +182,18 @@ class WranglerEnv(_Model):
     workflows: list[WorkflowBinding] = []
     queues: _Queues = Field(default_factory=_Queues)
     triggers: _Triggers = Field(default_factory=_Triggers)
+    ai: dict[str, Any] | None = None
+    vectorize: list[dict[str, Any]] = []
+    browser: dict[str, Any] | None = None
+    images: dict[str, Any] | None = None
+
+    def remote_only(self) -> dict[str, str]:
+        """The bindings only Cloudflare serves: name -> wrangler key (``"ai"``, ...)."""
+        out: dict[str, str] = {}
+        for key in REMOTE_ONLY_KEYS:
+            for name in _binding_names(getattr(self, key)):
+                out[name] = key
+        return out
 
 
 class WranglerConfig(WranglerEnv):
@@ -278,6 +295,14 @@ def _unsupported(data: dict[str, Any], model: type[BaseModel], prefix: str) -> l
         if key in _IGNORED_SILENTLY:
             continue
         field = model.model_fields.get(key)
+        if key in REMOTE_ONLY_KEYS:
+            names = _binding_names(value)
+            found.append(
+                f"{where}: {REMOTE_ONLY_KEYS[key]} ({', '.join(names) or key}) runs only on "
+                "Cloudflare; locally the worker starts and the first use of "
+                f"{' or '.join(f'env.{n}' for n in names) or 'the binding'} raises an error"
+            )
+            continue
         if field is None:
             if key in KNOWN_BINDING_KEYS:
                 names = _binding_names(value)

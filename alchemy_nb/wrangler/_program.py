@@ -182,6 +182,9 @@ def declarations(
         worker["compatibility_date"] = env.compatibility_date
     if env.compatibility_flags:
         worker["compatibility_flags"] = list(env.compatibility_flags)
+    remote = env.remote_only()
+    if remote:
+        worker["remote_bindings"] = remote
     if env.triggers.crons:
         worker["crons"] = list(env.triggers.crons)
     if consumers:

@@ -21,6 +21,7 @@ __all__ = [
     "KVBinding",
     "QueueBinding",
     "R2Binding",
+    "RemoteOnlyBinding",
     "ServiceBinding",
     "TextBinding",
     "WorkerConfig",
@@ -76,6 +77,11 @@ class ServiceBinding(TypedDict):
     url: str  # the other worker's local URL
 
 
+class RemoteOnlyBinding(TypedDict):
+    type: Literal["remote_only"]
+    service: str  # the wrangler key of what only Cloudflare serves: "ai", "vectorize", ...
+
+
 BindingConfig = (
     TextBinding
     | D1Binding
@@ -85,6 +91,7 @@ BindingConfig = (
     | WorkflowBinding
     | QueueBinding
     | ServiceBinding
+    | RemoteOnlyBinding
 )
 
 
@@ -101,3 +108,4 @@ class WorkerConfig(TypedDict):
     version: str  # digest of code + config: changes on every redeploy
     queue_consumers: NotRequired[list[QueueBinding]]  # the queues this worker consumes
     crons: NotRequired[list[str]]
+    site_packages: NotRequired[str]  # the worker's own dependencies (see _deps.py)

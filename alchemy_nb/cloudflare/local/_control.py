@@ -17,6 +17,7 @@ from ...errors import ProviderError
 __all__ = ["control_socket_path", "request", "serving", "supervisor_alive"]
 
 START_TIMEOUT = 15.0
+_STARTING = asyncio.Lock()  # one start at a time in this process (dev starts it early)
 
 
 def control_socket_path(folder: Path) -> Path:
@@ -57,7 +58,9 @@ async def request(
     if not supervisor_alive(folder):
         if not start:
             return None
-        await _start(folder, path)
+        async with _STARTING:
+            if not supervisor_alive(folder):
+                await _start(folder, path)
     try:
         reader, writer = await asyncio.open_unix_connection(str(path))
     except OSError:

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 
 import js
 import workers
+from pyodide.ffi import _serving_loop
 
 from .._config import WorkerConfig
 from . import _stateful  # registers the Durable Object, Workflow and Queue bindings
@@ -246,7 +247,7 @@ class WorkerApp:
         """
         if self._scheduled is None:
             raise RuntimeError("Handler does not export a scheduled() function.")
-        when = time.time() * 1000 if scheduled_time is None else scheduled_time
+        when = int(time.time() * 1000) if scheduled_time is None else scheduled_time
         result = self._scheduled(ScheduledController(cron, when))
         if isawaitable(result):
             await result
@@ -280,6 +281,7 @@ class WorkerApp:
         if self._started:
             return
         self._started = True
+        _serving_loop(asyncio.get_running_loop())  # run_sync() from WSGI threads
         for hook in self._startup:
             result = hook()
             if result is not None:
@@ -322,8 +324,14 @@ class WorkerApp:
 
 def build_app(config: WorkerConfig) -> WorkerApp:
     """Import the worker, open its bindings, compile its handlers (see ``create_app``)."""
-    module = import_worker(config)
-    built = build_env(config, module)
+    env = Env({}, {})
+    workers._runtime.env = env  # `from workers import env` at the module's top level
+    try:
+        module = import_worker(config)
+    except BaseException:
+        workers._runtime.env = None
+        raise
+    built = build_env(config, module, into=env)
     ctx = ExecutionContext(config["name"])
     try:
         handlers = find_handlers(module, config, built.env, ctx)

@@ -31,6 +31,7 @@ from ._d1 import D1Database
 from ._errors import WorkerLoadError
 from ._kv import KVNamespace
 from ._r2 import R2Bucket
+from ._remote import RemoteOnlyBinding
 from ._service import ServiceBinding
 
 __all__ = [
@@ -54,6 +55,12 @@ class Env:
 
     def __init__(self, bindings: Mapping[str, Any], kinds: Mapping[str, str]) -> None:
         object.__setattr__(self, "_kinds", dict(kinds))
+        self.__dict__.update(bindings)
+
+    def _fill(self, bindings: Mapping[str, Any], kinds: Mapping[str, str]) -> None:
+        """Set the bindings of an env made before them (``from workers import env`` at a
+        module's top level gets this object while the module imports)."""
+        self._kinds.update(kinds)
         self.__dict__.update(bindings)
 
     def _missing(self, name: str) -> str:
@@ -167,6 +174,10 @@ def _service(ctx: BindingContext) -> object:
     return ServiceBinding(ctx.name, ctx.config["url"])
 
 
+def _remote_only(ctx: BindingContext) -> object:
+    return RemoteOnlyBinding(ctx.name, str(ctx.config.get("service", "")))
+
+
 def _unsupported(ctx: BindingContext) -> object:
     return UnsupportedBinding(ctx.name, str(ctx.config["type"]))
 
@@ -178,6 +189,7 @@ _FACTORIES: dict[str, BindingFactory] = {
     "kv_namespace": _kv,
     "r2_bucket": _r2,
     "service": _service,
+    "remote_only": _remote_only,
     "durable_object_namespace": _unsupported,
     "workflow": _unsupported,
     "queue": _unsupported,
@@ -198,8 +210,9 @@ class BuiltEnv:
     shutdown: list[Hook]
 
 
-def build_env(config: WorkerConfig, module: ModuleType) -> BuiltEnv:
-    """Build every binding of ``config``; on failure close what was opened and raise."""
+def build_env(config: WorkerConfig, module: ModuleType, into: Env | None = None) -> BuiltEnv:
+    """Build every binding of ``config`` (into the env ``into``, if given); on failure close
+    what was opened and raise."""
     bindings: dict[str, Any] = {}
     kinds: dict[str, str] = {}
     contexts: list[BindingContext] = []
@@ -234,7 +247,11 @@ def build_env(config: WorkerConfig, module: ModuleType) -> BuiltEnv:
                 " deploy the worker again",
             ) from exc
         kinds[name] = binding_type
-    env = Env(bindings, kinds)
+    if into is not None:
+        into._fill(bindings, kinds)
+        env = into
+    else:
+        env = Env(bindings, kinds)
     for ctx in contexts:
         ctx.env = env
     return BuiltEnv(

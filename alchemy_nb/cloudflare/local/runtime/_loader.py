@@ -32,7 +32,7 @@ from ._errors import WorkerLoadError
 
 __all__ = ["Handlers", "find_handlers", "import_worker"]
 
-_SHIM_MODULES = frozenset({"workers", "js", "pyodide"})
+_SHIM_MODULES = frozenset({"workers", "js", "pyodide", "asgi", "wsgi"})
 
 _HOW_TO_WRITE_A_HANDLER = (
     "define `class Default(WorkerEntrypoint)` with `async def fetch(self, request)`"
@@ -77,9 +77,13 @@ def import_worker(config: WorkerConfig) -> ModuleType:
             fix=f"rename {entry.name} (for example to entry.py or worker.py) and update `entry=`",
         )
     folder = str(entry.parent)
-    while folder in sys.path:
-        sys.path.remove(folder)
+    site = config.get("site_packages")
+    for path in (folder, site):
+        while path and path in sys.path:
+            sys.path.remove(path)
     sys.path.insert(1, folder)
+    if site:  # the worker's own dependencies: after the shims and its folder, before ours
+        sys.path.insert(2, site)
 
     sys.modules.pop(name, None)
     spec = importlib.util.spec_from_file_location(name, entry)

@@ -290,14 +290,14 @@ class WorkflowInstance:
         self._binding = binding
         self.id = iid
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> Any:
         info = self._binding._store().instance(self.id)
         if info is None:
             raise ValueError(f"instance.not_found: no workflow instance {self.id!r}")
         out: dict[str, Any] = {"status": info["status"], "output": info["output"]}
         if info["error"]:
             out["error"] = {"name": "Error", "message": info["error"]}
-        return _as_js(out)
+        return _js_object(out)
 
     async def terminate(self) -> None:
         engine = self._binding._engine
@@ -377,17 +377,12 @@ def _to_py(value: Any) -> Any:
     return to_py() if callable(to_py) else value
 
 
-def _as_js(value: dict[str, Any]) -> dict[str, Any]:
-    """Plain dict with attribute access too, as Cloudflare's objects behave."""
+def _js_object(data: dict[str, Any]) -> Any:
+    """``data`` as a JavaScript object (``Response.json`` writes it compactly, as
+    Cloudflare's runtime does for the objects its APIs return)."""
+    from . import install_shim
 
-    class _Obj(dict[str, Any]):
-        def __getattr__(self, name: str) -> Any:
-            try:
-                return self[name]
-            except KeyError:
-                raise AttributeError(name) from None
+    install_shim()  # a no-op in a worker process, where the shim is first already
+    from pyodide.ffi import JsObject
 
-        def to_py(self) -> dict[str, Any]:
-            return dict(self)
-
-    return _Obj(value)
+    return JsObject._wrap(data)

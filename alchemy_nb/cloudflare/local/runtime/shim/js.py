@@ -50,6 +50,7 @@ from pyodide.ffi import (
 )
 
 __all__ = [
+    "HTMLRewriter",
     "JSON",
     "URL",
     "Array",
@@ -343,6 +344,11 @@ class Uint8Array(JsBuffer):
         if isinstance(value, int):
             return cls(bytes(value))
         return cls(bytes(value))
+
+    @property
+    def buffer(self) -> ArrayBuffer:
+        """The ``ArrayBuffer`` under the array (``to_js(data).buffer`` as a body)."""
+        return ArrayBuffer(bytes(self))
 
 
 Map = JsMap
@@ -1564,3 +1570,21 @@ async def _send(request: Request) -> Response:
         headers,
         str(result.url),
     )
+
+
+class HTMLRewriter:
+    """Cloudflare's streaming HTML rewriter runs only on Cloudflare: using it locally
+    raises an error saying so (the worker still starts)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from alchemy_nb.cloudflare.local.runtime._remote import (
+            RemoteOnlyError,
+            remote_only_message,
+        )
+
+        raise RemoteOnlyError(remote_only_message("HTMLRewriter (outbound HTML rewriting)"))
+
+    @classmethod
+    def new(cls, *args: Any, **kwargs: Any) -> HTMLRewriter:
+        """``new HTMLRewriter()``."""
+        return cls(*args, **kwargs)

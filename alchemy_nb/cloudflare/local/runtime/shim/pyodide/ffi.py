@@ -17,8 +17,9 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, NoReturn, SupportsIndex
 
 __all__ = [
@@ -29,10 +30,12 @@ __all__ = [
     "JsNull",
     "JsObject",
     "JsProxy",
+    "can_run_sync",
     "create_once_callable",
     "create_proxy",
     "destroy_proxies",
     "jsnull",
+    "run_sync",
     "to_js",
 ]
 
@@ -483,3 +486,60 @@ def _json_default(value: Any) -> Any:
 
 def _not_serializable(value: Any) -> NoReturn:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# --------------------------------------------------------------------------- run_sync
+
+_loop: list[asyncio.AbstractEventLoop] = []  # the worker's event loop, set when it serves
+
+
+def _serving_loop(loop: asyncio.AbstractEventLoop | None) -> None:
+    """The runtime tells ``run_sync`` which loop the worker's bindings live on."""
+    _loop[:] = [loop] if loop is not None else []
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def can_run_sync() -> bool:
+    """Whether :func:`run_sync` can be used here (locally: always)."""
+    return True
+
+
+def run_sync(awaitable: Awaitable[Any]) -> Any:
+    """Wait for ``awaitable`` from synchronous code and return its result.
+
+    On Cloudflare this suspends the WebAssembly stack. Locally: from a thread other
+    than the worker's event loop (where ``workers.wsgi`` runs a Django or Flask app),
+    the awaitable runs on the worker's loop and this thread waits for it; on the loop's
+    own thread, an awaitable that completes without waiting (a D1 query, a KV read) runs
+    right away, and one that would wait raises an error saying what to do.
+
+    Example::
+
+        from pyodide.ffi import run_sync
+
+        def count_users(env):
+            return run_sync(env.DB.prepare("SELECT count(*) AS n FROM users").first())["n"]
+    """
+    coro: Coroutine[Any, Any, Any] = (
+        awaitable if asyncio.iscoroutine(awaitable) else _await(awaitable)
+    )
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        loop = _loop[0] if _loop else None
+        if loop is not None and loop.is_running() and not loop.is_closed():
+            return asyncio.run_coroutine_threadsafe(coro, loop).result()
+        return asyncio.run(coro)
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError(
+        "run_sync() was called on the event loop's thread with an awaitable that has to"
+        " wait (for I/O or a timer), which would block the worker. Await it instead, or run"
+        " the synchronous code in a thread (workers.wsgi.fetch does this for WSGI apps)"
+    )

@@ -1,0 +1,6 @@
+-- Migration number: 0001
+CREATE TABLE notes (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  title TEXT NOT NULL,
+  body TEXT NOT NULL DEFAULT ''
+);

@@ -1,0 +1,2 @@
+-- Migration number: 0002
+ALTER TABLE notes ADD COLUMN tag TEXT;
