@@ -15,6 +15,8 @@ from __future__ import annotations
 from typing import Literal, NotRequired, TypedDict
 
 __all__ = [
+    "AssetsBinding",
+    "AssetsConfig",
     "BindingConfig",
     "D1Binding",
     "DurableObjectBinding",
@@ -24,6 +26,7 @@ __all__ = [
     "ServiceBinding",
     "TextBinding",
     "WorkerConfig",
+    "WorkerLoaderBinding",
     "WorkflowBinding",
 ]
 
@@ -73,7 +76,28 @@ class QueueBinding(TypedDict):
 
 class ServiceBinding(TypedDict):
     type: Literal["service"]
-    url: str  # the other worker's local URL
+    url: NotRequired[str]  # the other worker's local URL (a worker of the same app)
+    service: NotRequired[str]  # else its script name, found in the local dev registry
+    entrypoint: NotRequired[str]  # the class whose methods RPC calls reach (default Default)
+    rpc_token: NotRequired[str]  # proves an RPC call comes from a worker of this machine
+
+
+class AssetsBinding(TypedDict):
+    type: Literal["assets"]
+    directory: str
+    html_handling: str
+    not_found_handling: str
+
+
+class WorkerLoaderBinding(TypedDict):
+    type: Literal["worker_loader"]
+
+
+class AssetsConfig(TypedDict):
+    directory: str  # absolute
+    html_handling: str  # auto-trailing-slash | force-trailing-slash | drop-trailing-slash | none
+    not_found_handling: str  # none | 404-page | single-page-application
+    run_worker_first: bool | list[str]
 
 
 BindingConfig = (
@@ -85,6 +109,8 @@ BindingConfig = (
     | WorkflowBinding
     | QueueBinding
     | ServiceBinding
+    | AssetsBinding
+    | WorkerLoaderBinding
 )
 
 
@@ -101,3 +127,5 @@ class WorkerConfig(TypedDict):
     version: str  # digest of code + config: changes on every redeploy
     queue_consumers: NotRequired[list[QueueBinding]]  # the queues this worker consumes
     crons: NotRequired[list[str]]
+    assets: NotRequired[AssetsConfig]  # static assets served before (or after) the worker
+    rpc_token: NotRequired[str]  # what service-binding RPC calls to this worker must carry

@@ -26,6 +26,7 @@ import workers
 
 from .._config import WorkerConfig
 from . import _stateful  # registers the Durable Object, Workflow and Queue bindings
+from ._assets import AssetServer  # registers the assets binding
 from ._env import Env, Hook, build_env
 from ._loader import Handlers, find_handlers, import_worker
 
@@ -169,6 +170,8 @@ class WorkerApp:
         self._shutdown = shutdown
         self._started = False
         self._closed = False
+        assets = config.get("assets")
+        self.assets = AssetServer(assets) if assets else None
 
     def __repr__(self) -> str:
         return f"WorkerApp({self._name!r}, {self.config['entry']!r})"
@@ -180,7 +183,9 @@ class WorkerApp:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
-            await send({"type": "websocket.close", "code": 1003})
+            from ._websockets import serve_websocket
+
+            await serve_websocket(self, scope, receive, send)
 
     # ---------------------------------------------------------------- HTTP
 
@@ -189,10 +194,16 @@ class WorkerApp:
         if scope["path"] in SCHEDULED_PATHS:
             await self._scheduled_http(scope, send)
             return
+        request = _from_asgi(scope, receive)
+        assets = self.assets
+        if assets is not None and not assets.worker_first(scope["path"]):
+            answer = assets.serve(request, has_worker=fetch is not None)
+            if answer is not None:
+                await self._respond(answer, send, scope)
+                return
         if fetch is None:
             await _send_plain(send, 500, b"Handler does not export a fetch() function.\n")
             return
-        request = _from_asgi(scope, receive)
         try:
             result = fetch(request)
             if type(result) is CoroutineType or isawaitable(result):
