@@ -209,6 +209,11 @@ class WorkerApp:
             if type(result) is CoroutineType or isawaitable(result):
                 result = await result
             response = _as_js_response(result)
+            if response.webSocket is not None:
+                raise TypeError(
+                    "Worker tried to return a WebSocket in a response to a request which did"
+                    ' not contain the header "Upgrade: websocket"'
+                )
         except (Exception, SystemExit) as exc:  # a worker's sys.exit() must not stop the server
             _report(self._name, f"{scope['method']} {scope['path']}", exc)
             await _send_plain(send, 500, _short(exc))

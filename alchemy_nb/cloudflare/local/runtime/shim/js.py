@@ -66,6 +66,8 @@ __all__ = [
     "TextEncoder",
     "URLSearchParams",
     "Uint8Array",
+    "WebSocket",
+    "WebSocketPair",
     "atob",
     "btoa",
     "console",
@@ -1341,7 +1343,7 @@ class Response(_Body):
         return Response.new("created", status=201, headers={"x-id": "1"})
     """
 
-    __slots__ = ("_status", "_status_text", "_url")
+    __slots__ = ("_status", "_status_text", "_url", "_web_socket")
     _js_name = "Response"
 
     def __init__(self, body: Any = None, init: Any = None, **kwargs: Any) -> None:
@@ -1355,6 +1357,7 @@ class Response(_Body):
         else:
             options = _options(init, kwargs)
         self._init(body, options.get("status"), options.get("statusText"), options.get("headers"))
+        self._web_socket = options.get("webSocket")
 
     def _init(
         self, body: Any, status: Any, status_text: Any, headers: Any, *, copy_headers: bool = True
@@ -1466,9 +1469,9 @@ class Response(_Body):
         return "error" if self._status == 0 else "default"
 
     @property
-    def webSocket(self) -> None:
-        """WebSockets are not supported locally."""
-        return None
+    def webSocket(self) -> Any:
+        """The client end of a ``WebSocketPair`` (a ``101`` response), else None."""
+        return getattr(self, "_web_socket", None)
 
     def clone(self) -> Response:
         """A copy whose body can be read separately."""
@@ -1564,3 +1567,11 @@ async def _send(request: Request) -> Response:
         headers,
         str(result.url),
     )
+
+
+# --------------------------------------------------------------------------- WebSockets
+
+from alchemy_nb.cloudflare.local.runtime._websockets import (  # noqa: E402
+    WebSocket,
+    WebSocketPair,
+)
