@@ -176,6 +176,10 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
         folder = local_dir(ctx)
         if folder.exists():
             await request(folder, {"op": "remove", "name": ctx.id}, start=False)
+        if outputs is not None:
+            from .local._registry import forget
+
+            forget(outputs.name, folder)
         for path in (folder / "workers").glob(f"{ctx.id}-*.json") if folder.exists() else ():
             path.unlink(missing_ok=True)
 
@@ -250,6 +254,9 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
         for old in workers.glob(f"{ctx.id}-*.json"):
             if old != path:
                 old.unlink(missing_ok=True)
+        from .local._registry import record
+
+        record(name, f"http://127.0.0.1:{port}", folder, ctx.id, token)
         if reserved.get("note") and ctx.log is not None:
             ctx.log("resource.note", id=ctx.id, kind=ctx.kind, note=reserved["note"])
         return WorkerOutputs(url=f"http://127.0.0.1:{port}", name=name, port=port)

@@ -26,9 +26,11 @@ import workers
 
 from .._config import WorkerConfig
 from . import _stateful  # registers the Durable Object, Workflow and Queue bindings
+from . import _worker_loader  # registers the worker_loader binding  # noqa: F401
 from ._assets import AssetServer  # registers the assets binding
 from ._env import Env, Hook, build_env
 from ._loader import Handlers, find_handlers, import_worker
+from ._service import RPC_PATH, serve_rpc
 
 __all__ = ["ExecutionContext", "ScheduledController", "WorkerApp", "build_app"]
 
@@ -194,6 +196,8 @@ class WorkerApp:
         if scope["path"] in SCHEDULED_PATHS:
             await self._scheduled_http(scope, send)
             return
+        if scope["path"] == RPC_PATH and await serve_rpc(self, scope, receive, send):
+            return  # a service-binding RPC call from another local worker
         request = _from_asgi(scope, receive)
         assets = self.assets
         if assets is not None and not assets.worker_first(scope["path"]):

@@ -164,7 +164,13 @@ def _r2(ctx: BindingContext) -> object:
 
 
 def _service(ctx: BindingContext) -> object:
-    return ServiceBinding(ctx.name, ctx.config["url"])
+    return ServiceBinding(
+        ctx.name,
+        ctx.config.get("url"),
+        service=ctx.config.get("service"),
+        entrypoint=ctx.config.get("entrypoint"),
+        rpc_token=ctx.config.get("rpc_token"),
+    )
 
 
 def _unsupported(ctx: BindingContext) -> object:
