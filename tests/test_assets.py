@@ -335,3 +335,36 @@ def test_a_missing_assets_directory_is_a_clear_error_and_the_rest_still_deploys(
         (tmp_path / "dist").mkdir()
         (tmp_path / "dist" / "index.html").write_text("<p>built</p>")
         dev.wait_for(lambda: any("Ready: site" in line for line in dev.lines), "the fixed deploy")
+
+
+# --------------------------------------------------------------------------- wrangler mapping
+
+
+def test_wrangler_assets_services_and_loaders_map_to_the_worker(tmp_path: Path) -> None:
+    from alchemy_nb.wrangler import declarations, load_wrangler, render_program
+
+    shutil.copytree(PROJECTS / "static-site", tmp_path / "site")
+    config_path = tmp_path / "site" / "wrangler.toml"
+    config_path.write_text(
+        config_path.read_text()
+        + '\n[[services]]\nbinding = "AUTH"\nservice = "auth-worker"\nentrypoint = "Admin"\n'
+        + '\n[[worker_loaders]]\nbinding = "LOADER"\n'
+    )
+    config = load_wrangler(config_path)
+    assert config.warnings == []
+    worker = declarations(config, "dev")[-1]
+    assert worker.kwargs["assets"] == {
+        "directory": "./public",
+        "binding": "ASSETS",
+        "run_worker_first": ["/api/*", "!/api/docs/*"],
+        "not_found_handling": "404-page",
+    }
+    assert worker.kwargs["services"] == {"AUTH": {"service": "auth-worker", "entrypoint": "Admin"}}
+    assert worker.kwargs["worker_loaders"] == ["LOADER"]
+    program = render_program(config)
+    compile(program, "alchemy_run.py", "exec")
+    assert '"not_found_handling": "404-page"' in program
+
+    config_path.write_text(config_path.read_text().replace('"404-page"', '"404"'))
+    with pytest.raises(Exception, match=r"assets.not_found_handling in wrangler.toml is '404'"):
+        declarations(load_wrangler(config_path), "dev")
