@@ -190,7 +190,10 @@ def declarations(
         worker["assets"] = _assets(config, env, where)
     if env.services:
         worker["services"] = {
-            s.binding: {"service": s.service, **({"entrypoint": s.entrypoint} if s.entrypoint else {})}
+            s.binding: {
+                "service": s.service,
+                **({"entrypoint": s.entrypoint} if s.entrypoint else {}),
+            }
             for s in env.services
         }
     if env.worker_loaders:

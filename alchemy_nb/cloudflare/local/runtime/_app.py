@@ -25,8 +25,10 @@ import js
 import workers
 
 from .._config import WorkerConfig
-from . import _stateful  # registers the Durable Object, Workflow and Queue bindings
-from . import _worker_loader  # registers the worker_loader binding  # noqa: F401
+from . import (
+    _stateful,  # registers the Durable Object, Workflow and Queue bindings
+    _worker_loader,  # registers the worker_loader binding  # noqa: F401
+)
 from ._assets import AssetServer  # registers the assets binding
 from ._env import Env, Hook, build_env
 from ._loader import Handlers, find_handlers, import_worker

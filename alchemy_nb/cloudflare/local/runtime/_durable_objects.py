@@ -365,7 +365,9 @@ class Namespace:
     async def _fire_alarm(self, key: str, retries: int) -> None:
         inst = self._instances.get(key)
         if inst is None:
-            inst = self._instance(DurableObjectId(key, _stored_name(self._folder / f"{key}.sqlite")))
+            inst = self._instance(
+                DurableObjectId(key, _stored_name(self._folder / f"{key}.sqlite"))
+            )
         conn = inst.state.storage._conn
         async with inst.lock:
             row = conn.execute("SELECT time, retries FROM _cf_alarm WHERE one = 1").fetchone()
@@ -386,7 +388,10 @@ class Namespace:
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                if retries < MAX_RETRIES and conn.execute("SELECT 1 FROM _cf_alarm").fetchone() is None:
+                if (
+                    retries < MAX_RETRIES
+                    and conn.execute("SELECT 1 FROM _cf_alarm").fetchone() is None
+                ):
                     again = time.time() * 1000 + 2000 * 2**retries
                     conn.execute(
                         "INSERT INTO _cf_alarm (one, time, retries) VALUES (1, ?, ?)",

@@ -413,7 +413,9 @@ async def _bridge(client: WebSocket, receive: Any, send: Any) -> None:
             message = await receive()
             if message["type"] == "websocket.receive":
                 text = message.get("text")
-                data: Any = text if text is not None else js.ArrayBuffer(message.get("bytes") or b"")
+                data: Any = (
+                    text if text is not None else js.ArrayBuffer(message.get("bytes") or b"")
+                )
                 if client._peer is not None and client._peer.readyState == WebSocket.OPEN:
                     client._peer._deliver(_Event("message", data))
             elif message["type"] == "websocket.disconnect":

@@ -192,7 +192,7 @@ class WorkerLoader:
         bindings = code.get("env") or {}
         if isinstance(bindings, JsProxy):
             bindings = bindings.to_py()
-        env = Env(dict(bindings), {k: "dynamic" for k in bindings})
+        env = Env(dict(bindings), dict.fromkeys(bindings, "dynamic"))
         from ._app import ExecutionContext
 
         ctx = ExecutionContext(f"{self._owner}/{worker_id or 'dynamic'}")
