@@ -1571,7 +1571,14 @@ async def _send(request: Request) -> Response:
 
 # --------------------------------------------------------------------------- WebSockets
 
-from alchemy_nb.cloudflare.local.runtime._websockets import (  # noqa: E402
-    WebSocket,
-    WebSocketPair,
-)
+
+def __getattr__(name: str) -> Any:
+    """``WebSocketPair`` and ``WebSocket`` come from the runtime, loaded on first use (a
+    worker that never touches them does not load the runtime)."""
+    if name in ("WebSocket", "WebSocketPair"):
+        from alchemy_nb.cloudflare.local.runtime import _websockets
+
+        value = getattr(_websockets, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
