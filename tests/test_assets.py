@@ -221,7 +221,13 @@ def test_the_site_is_served_from_its_folder(static_site: tuple[str, DevSession])
     again = get(url + "/", headers={"if-none-match": etag})
     assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
 
-    assert "About us" in get(url + "/about").text
+    about = get(url + "/about")
+    assert "About us" in about.text
+    head = httpx.head(url + "/about", timeout=10)
+    assert (head.status_code, head.content) == (200, b"")
+    assert headers(head, "content-type", "content-length", "etag") == headers(
+        about, "content-type", "content-length", "etag"
+    )
     for path, location in [("/about.html", "/about"), ("/blog", "/blog/"), ("/index.html", "/")]:
         moved = get(url + path + "?x=1")
         assert (moved.status_code, moved.headers["location"]) == (307, location + "?x=1")

@@ -63,6 +63,18 @@ def test_messages_reach_everyone_in_the_room_and_leaving_is_announced(
     assert other == {"count": 0, "fired": [], "alarm": None, "online": []}  # rooms are apart
 
 
+def test_a_worker_serves_a_websocket_with_accept_and_event_listeners(
+    chat: tuple[str, DevSession],
+) -> None:
+    url, dev = chat
+    with connect(ws_url(url) + "/echo") as echo:
+        echo.send("one")
+        echo.send("two")
+        assert [echo.recv(timeout=10), echo.recv(timeout=10)] == ["echo: one", "echo: two"]
+        echo.close(code=1000)
+    dev.wait_for(lambda: any("echo closed with 1000" in line for line in dev.lines), "close")
+
+
 def test_an_alarm_fires_and_reaches_the_connected_sockets(chat: tuple[str, DevSession]) -> None:
     url, _ = chat
     with connect(ws_url(url) + "/rooms/alarm/ws?name=cat") as cat:

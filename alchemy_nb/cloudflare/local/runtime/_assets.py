@@ -336,10 +336,8 @@ class AssetServer:
             pairs.append(("cache-control", CACHE_CONTROL))
         if intent.status == 200 and _matches(headers.get("if-none-match"), etag):
             return js.Response._make(None, 304, "", js.Headers._trusted(pairs))
-        body = None if request.method == "HEAD" else path.read_bytes()
-        if body is None:
-            pairs.append(("content-length", str(path.stat().st_size)))
-        return js.Response._make(body, intent.status, "", js.Headers._trusted(pairs))
+        # A HEAD response gets the same headers; the server leaves the body out.
+        return js.Response._make(path.read_bytes(), intent.status, "", js.Headers._trusted(pairs))
 
     def serve(self, request: js.Request, *, has_worker: bool) -> js.Response | None:
         """Answer ``request`` from the folder, or None to hand it to the worker."""

@@ -66,6 +66,19 @@ class Default(WorkerEntrypoint):
                 return Response.json({"alarm": when})
             if parts[2] == "status":
                 return Response.json(await room.status())
+        if url.path == "/echo":  # a WebSocket served by the worker itself, no Durable Object
+            client, server = WebSocketPair.new()
+            server.accept()
+
+            def echo(event):
+                server.send(f"echo: {event.data}")
+
+            def closed(event):
+                print(f"echo closed with {event.code}")
+
+            server.addEventListener("message", echo)
+            server.addEventListener("close", closed)
+            return Response(None, status=101, web_socket=client)
         if url.path == "/plain":
             return Response("this path does not speak WebSocket")
         return Response("no such page", status=404)

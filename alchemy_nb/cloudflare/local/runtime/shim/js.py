@@ -35,7 +35,7 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from types import MethodType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit
 
 from pyodide.ffi import (
@@ -48,6 +48,9 @@ from pyodide.ffi import (
     JsProxy,
     _json_default,
 )
+
+if TYPE_CHECKING:  # loaded on first use, by __getattr__ at the end
+    from alchemy_nb.cloudflare.local.runtime._websockets import WebSocket, WebSocketPair
 
 __all__ = [
     "JSON",
