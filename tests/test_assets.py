@@ -117,6 +117,24 @@ def test_not_found_handling(site: Path) -> None:
     assert outcome(none, "/nope") is None
 
 
+def test_a_single_page_app_with_an_api_worker(site: Path) -> None:
+    import js
+
+    spa = AssetServer({"directory": str(site), "not_found_handling": "single-page-application"})
+
+    def serve(path: str, **headers: str) -> object:
+        request = js.Request(f"http://127.0.0.1:8787{path}", headers=headers)
+        response = spa.serve(request, has_worker=True)
+        return None if response is None else response.status
+
+    assert serve("/app/route", **{"sec-fetch-mode": "navigate"}) == 200  # a page: index.html
+    assert serve("/api/items") is None  # fetch() from the page: the worker answers
+    assert serve("/about") == 200
+    posted = js.Request("http://127.0.0.1:8787/about", method="POST", body="x")
+    assert spa.serve(posted, has_worker=True) is None
+    assert spa.serve(posted, has_worker=False).status == 405  # type: ignore[union-attr]
+
+
 def test_paths_never_leave_the_folder_or_show_config_files(site: Path) -> None:
     (site / "_headers").write_text("/*\n  x: y\n")
     (site.parent / "secret.txt").write_text("no")

@@ -140,3 +140,24 @@ def test_worker_loader_errors_are_clear(tmp_path: Path) -> None:
         assert "has no handler" in nohandler
 
     exercise(tmp_path, textwrap.dedent(source), check, {"LOADER": {"type": "worker_loader"}})
+
+
+def test_two_wrangler_projects_reach_each_other_while_both_run(tmp_path: Path) -> None:
+    shutil.copytree(PROJECTS / "pair", tmp_path / "pair")
+    with DevSession(tmp_path / "pair" / "api") as api:
+        url = api.wait_for_url()
+        alone = call("GET", url + "/check")
+        assert alone.status_code == 500
+        assert "Service binding 'AUTH' points to worker 'pair-auth', which is not running" in (
+            alone.text
+        )
+        assert call("GET", url + "/").text == "api"  # the rest of the worker is unaffected
+        with DevSession(tmp_path / "pair" / "auth") as auth:
+            auth.wait_for_url()
+            assert call("GET", url + "/check").json() == {"user": "ann", "allowed": True}
+            forwarded = call("POST", url + "/forward?x=1", content=b"hi")
+            assert forwarded.text == f"auth saw POST {url}/forward?x=1"
+        api.wait_for(  # stopped (its last requests drain first): the binding says so again
+            lambda: "'pair-auth', which is not running" in call("GET", url + "/check").text,
+            "the error once auth stopped",
+        )

@@ -102,13 +102,23 @@ class ServiceBinding:
 
         found = lookup(self._service or "")
         if found is None:
-            raise JsException(
-                f"Service binding {self._name!r} points to worker {self._service!r}, which is"
-                " not running on this machine. Fix: start it (alchemy-nb dev in its project),"
-                " or declare it in this app and bind the Worker resource",
-                "Error",
-            )
+            raise self._not_running()
         return js.URL(found["url"]).origin, str(found.get("rpc_token") or "")
+
+    def _not_running(self, detail: str = "") -> JsException:
+        worker = repr(self._service) if self._service else "the other worker"
+        return JsException(
+            f"Service binding {self._name!r} points to worker {worker}, which is not running"
+            f" on this machine{detail}. Fix: start it (alchemy-nb dev in its project), or"
+            " declare it in this app and bind the Worker resource",
+            "Error",
+        )
+
+    async def _send(self, request: js.Request) -> js.Response:
+        try:
+            return await js._send(request)
+        except JsException as exc:  # nothing listens there (any more)
+            raise self._not_running(f" ({exc.message})") from exc
 
     async def fetch(self, input: Any, init: Any = None, **kwargs: Any) -> workers.Response:
         """Send ``input`` (a Request, a URL; relative URLs are fine) to the other worker."""
@@ -123,7 +133,7 @@ class ServiceBinding:
         outgoing._body = request._body
         if not outgoing.headers.has("host"):
             outgoing.headers.set("host", original.host)
-        return workers.FetchResponse._wrap(await js._send(outgoing))
+        return workers.FetchResponse._wrap(await self._send(outgoing))
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -150,7 +160,7 @@ class ServiceBinding:
             body=json.dumps(payload),
             headers={_TOKEN_HEADER: token, "content-type": "application/json"},
         )
-        response = await js._send(request)
+        response = await self._send(request)
         text = await response.text()
         try:
             reply = json.loads(text)
