@@ -377,7 +377,12 @@ class Namespace:
             if when > time.time() * 1000 + 5:
                 self._alarms.arm(key, when, retries)  # moved later meanwhile
                 return
-            conn.execute("DELETE FROM _cf_alarm")
+            taken = conn.execute(  # one process wins (an old version may still be draining)
+                "DELETE FROM _cf_alarm WHERE one = 1 AND time = ? AND retries = ?",
+                (when, retries),
+            )
+            if taken.rowcount != 1:
+                return
             handler = getattr(inst.obj, "alarm", None)
             if handler is None:
                 return
