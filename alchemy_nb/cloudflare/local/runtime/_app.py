@@ -7,6 +7,11 @@ with a one-line body; the traceback goes to stderr and the process keeps serving
 
 ``GET /cdn-cgi/handler/scheduled?cron=...`` (or ``/__scheduled``) runs the scheduled
 handler, as ``wrangler dev`` does.
+
+A worker with static assets answers from its folder first (``_assets.py``); a
+``websocket`` connection goes to ``_websockets.py``; a service-binding RPC call from
+another local worker (``POST /cdn-cgi/alchemy-nb/rpc`` with the stage's token) to
+``_service.py``.
 """
 
 from __future__ import annotations
