@@ -55,8 +55,12 @@ def test_messages_reach_everyone_in_the_room_and_leaving_is_announced(
         bob.send("hi ann")
         assert received(ann) == {"from": "bob", "text": "hi ann", "n": 2}
         assert received(bob) == {"from": "bob", "text": "hi ann", "n": 2}
+        ann.send("ping")  # the automatic answer: webSocketMessage does not run
+        assert ann.recv(timeout=10) == "pong"
         ann.send(b"\x00\x01\x02\xff")  # binary frames stay binary
         assert ann.recv(timeout=10) == b"\xff\x02\x01\x00"
+        status = httpx.get(url + "/rooms/lobby/status", timeout=10).json()
+        assert status["count"] == 2  # the ping was not counted
         bob.close(code=4001, reason="gone fishing")  # webSocketClose sees code and reason
         assert received(ann) == {"left": "bob", "code": 4001, "reason": "gone fishing"}
     other = httpx.get(url + "/rooms/other/status", timeout=10).json()

@@ -281,6 +281,23 @@ class State:
         """The tags ``ws`` was accepted with."""
         return [] if self._hibernation is None else self._hibernation.tags(ws)
 
+    def setWebSocketAutoResponse(self, pair: Any = None) -> None:
+        """Answer ``pair.request`` with ``pair.response`` on every accepted WebSocket
+        without calling ``webSocketMessage`` (None turns it off)."""
+        if self._hibernation is not None:
+            self._hibernation.auto_response = pair
+
+    def getWebSocketAutoResponse(self) -> Any:
+        """The pair set by :meth:`setWebSocketAutoResponse`, or None."""
+        return None if self._hibernation is None else self._hibernation.auto_response
+
+    def getWebSocketAutoResponseTimestamp(self, ws: Any) -> Any:
+        """When ``ws`` last got the automatic answer (a Date), or None."""
+        import js
+
+        when = None if self._hibernation is None else self._hibernation.answered_at(ws)
+        return None if when is None else js.Date.new(when)
+
     async def blockConcurrencyWhile(self, fn: Callable[[], Awaitable[Any]]) -> Any:
         return await fn()  # calls to an object are serialized already
 

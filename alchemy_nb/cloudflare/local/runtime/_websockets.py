@@ -20,6 +20,7 @@ import copy
 import inspect
 import logging
 import sys
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from pyodide.ffi import JsException
 if TYPE_CHECKING:
     from ._app import WorkerApp
 
-__all__ = ["WebSocket", "WebSocketPair", "serve_websocket"]
+__all__ = ["WebSocket", "WebSocketPair", "WebSocketRequestResponsePair", "serve_websocket"]
 
 _TASKS: set[asyncio.Task[Any]] = set()
 
@@ -251,6 +252,22 @@ class WebSocketPair:
         return self._ends
 
 
+class WebSocketRequestResponsePair:
+    """A message and its automatic answer (``ctx.setWebSocketAutoResponse(pair)``): the
+    runtime answers ``request`` with ``response`` without calling ``webSocketMessage``."""
+
+    _js_name = "WebSocketRequestResponsePair"
+
+    def __init__(self, request: str, response: str) -> None:
+        self.request = request
+        self.response = response
+
+    @classmethod
+    def new(cls, request: str, response: str) -> WebSocketRequestResponsePair:
+        """``new WebSocketRequestResponsePair(request, response)``."""
+        return cls(request, response)
+
+
 # --------------------------------------------------------------------------- Durable Objects
 
 
@@ -261,6 +278,11 @@ class Hibernation:
         self._instance = instance
         self._lock = lock
         self._sockets: list[WebSocket] = []
+        self.auto_response: WebSocketRequestResponsePair | None = None
+        self._answered: dict[int, float] = {}  # id(ws) -> ms of the last automatic answer
+
+    def answered_at(self, ws: WebSocket) -> float | None:
+        return self._answered.get(id(ws))
 
     def accept(self, ws: WebSocket, tags: list[str] | None = None) -> None:
         if not isinstance(ws, WebSocket):
@@ -268,6 +290,11 @@ class Hibernation:
         self._sockets.append(ws)
 
         async def run(event: _Event) -> None:
+            auto = self.auto_response
+            if auto is not None and event.type == "message" and event.data == auto.request:
+                ws.send(auto.response)  # answered without waking the object
+                self._answered[id(ws)] = time.time() * 1000
+                return
             obj = self._instance()
             async with self._lock():
                 if event.type == "message":
@@ -406,6 +433,15 @@ async def _bridge(client: WebSocket, receive: Any, send: Any) -> None:
                 await send({"type": "websocket.close", "code": event.code, "reason": event.reason})
                 return
 
+    async def outgoing_or_error() -> None:
+        try:
+            await outgoing()
+        except Exception as exc:  # the connection broke under a send: tell the server end
+            peer = client._peer
+            if peer is not None and peer.readyState != WebSocket.CLOSED:
+                peer._deliver(_Event("error", error=exc))
+                peer._deliver(_Event("close", code=1006, reason="", wasClean=False))
+
     async def incoming() -> None:
         import js
 
@@ -433,7 +469,7 @@ async def _bridge(client: WebSocket, receive: Any, send: Any) -> None:
                     )
                 return
 
-    tasks = [asyncio.ensure_future(outgoing()), asyncio.ensure_future(incoming())]
+    tasks = [asyncio.ensure_future(outgoing_or_error()), asyncio.ensure_future(incoming())]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

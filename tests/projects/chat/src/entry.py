@@ -2,11 +2,16 @@ import json
 import time
 from urllib.parse import parse_qs, urlparse
 
-from js import WebSocketPair
+from js import WebSocketPair, WebSocketRequestResponsePair
 from workers import DurableObject, Response, WorkerEntrypoint
 
 
 class ChatRoom(DurableObject):
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        # "ping" gets "pong" from the runtime itself, without waking the object.
+        ctx.setWebSocketAutoResponse(WebSocketRequestResponsePair.new("ping", "pong"))
+
     async def fetch(self, request):
         name = parse_qs(urlparse(request.url).query).get("name", ["anonymous"])[0]
         client, server = WebSocketPair.new().object_values()

@@ -50,7 +50,11 @@ from pyodide.ffi import (
 )
 
 if TYPE_CHECKING:  # loaded on first use, by __getattr__ at the end
-    from alchemy_nb.cloudflare.local.runtime._websockets import WebSocket, WebSocketPair
+    from alchemy_nb.cloudflare.local.runtime._websockets import (
+        WebSocket,
+        WebSocketPair,
+        WebSocketRequestResponsePair,
+    )
 
 __all__ = [
     "JSON",
@@ -71,6 +75,7 @@ __all__ = [
     "Uint8Array",
     "WebSocket",
     "WebSocketPair",
+    "WebSocketRequestResponsePair",
     "atob",
     "btoa",
     "console",
@@ -1578,7 +1583,7 @@ async def _send(request: Request) -> Response:
 def __getattr__(name: str) -> Any:
     """``WebSocketPair`` and ``WebSocket`` come from the runtime, loaded on first use (a
     worker that never touches them does not load the runtime)."""
-    if name in ("WebSocket", "WebSocketPair"):
+    if name in ("WebSocket", "WebSocketPair", "WebSocketRequestResponsePair"):
         from alchemy_nb.cloudflare.local.runtime import _websockets
 
         value = getattr(_websockets, name)
