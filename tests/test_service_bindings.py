@@ -22,7 +22,10 @@ def services(
 ) -> Iterator[tuple[str, str, DevSession]]:
     folder = tmp_path_factory.mktemp("services") / "services"
     shutil.copytree(PROJECTS / "services", folder)
-    with DevSession(folder) as dev:
+    with pytest.MonkeyPatch.context() as patch:  # these sessions see only each other
+        patch.setenv("ALCHEMY_NB_DEV_REGISTRY", str(folder.parent / "registry"))
+        dev = DevSession(folder)
+    with dev:
         gateway = dev.wait_for_url()
         dev.wait_for(lambda: any("auth = " in line for line in dev.lines), "the outputs")
         auth = next(line for line in dev.lines if "auth = " in line).split("auth = ")[1].strip()
@@ -142,7 +145,10 @@ def test_worker_loader_errors_are_clear(tmp_path: Path) -> None:
     exercise(tmp_path, textwrap.dedent(source), check, {"LOADER": {"type": "worker_loader"}})
 
 
-def test_two_wrangler_projects_reach_each_other_while_both_run(tmp_path: Path) -> None:
+def test_two_wrangler_projects_reach_each_other_while_both_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALCHEMY_NB_DEV_REGISTRY", str(tmp_path / "registry"))
     shutil.copytree(PROJECTS / "pair", tmp_path / "pair")
     with DevSession(tmp_path / "pair" / "api") as api:
         url = api.wait_for_url()

@@ -5,6 +5,7 @@ user can enter (beside the supervisors' control sockets). A service binding that
 worker outside its own app (wrangler's ``[[services]]``) looks it up there at call time,
 so two projects under ``alchemy-nb dev`` reach each other, as two ``wrangler dev``
 sessions do. An entry whose supervisor no longer runs counts as absent.
+``ALCHEMY_NB_DEV_REGISTRY`` names another folder, to keep a set of sessions apart.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ __all__ = ["forget", "lookup", "record"]
 
 
 def _folder() -> Path:
-    base = control_socket_path(Path("/")).parent / "registry"
+    """``$ALCHEMY_NB_DEV_REGISTRY`` if set (a separate set of dev sessions), else the
+    per-user folder beside the supervisors' sockets."""
+    chosen = os.environ.get("ALCHEMY_NB_DEV_REGISTRY")
+    base = Path(chosen) if chosen else control_socket_path(Path("/")).parent / "registry"
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
     return base
 
