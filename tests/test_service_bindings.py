@@ -54,6 +54,7 @@ def test_rpc_methods_through_a_service_binding(services: tuple[str, str, DevSess
     gateway, _, _ = services
     who = call("GET", gateway + "/whoami", headers={"authorization": "Bearer abc"})
     assert who.json() == {"user": {"user": "ann", "roles": ["admin"], "active": True}}
+    assert who.headers["x-user"] == "ann"
     assert call("GET", gateway + "/whoami").json() == {"user": None}
     back = call("POST", gateway + "/reverse", content=b"\x00\x01abc\xff")
     assert back.content == b"\xffcba\x01\x00"

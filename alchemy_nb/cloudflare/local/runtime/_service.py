@@ -30,7 +30,7 @@ import js
 import workers
 from pyodide.ffi import JsException, JsProxy
 
-__all__ = ["RPC_PATH", "ServiceBinding", "serve_rpc"]
+__all__ = ["RPC_PATH", "RpcDict", "ServiceBinding", "serve_rpc"]
 
 RPC_PATH = "/cdn-cgi/alchemy-nb/rpc"
 _TOKEN_HEADER = "x-alchemy-nb-rpc"
@@ -54,11 +54,25 @@ def _encode(value: Any) -> Any:
     )
 
 
+class RpcDict(dict[str, Any]):
+    """An object received over RPC: a ``dict`` whose keys are attributes too, as the
+    Python Workers SDK gives them (``user["name"]`` and ``user.name``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+
 def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) == {"$bytes"}:
             return base64.b64decode(value["$bytes"])
-        return {k: _decode(v) for k, v in value.items()}
+        return RpcDict({k: _decode(v) for k, v in value.items()})
     if isinstance(value, list):
         return [_decode(v) for v in value]
     return value

@@ -40,7 +40,8 @@ class Default(WorkerEntrypoint):
             )
         if path == "/whoami":  # RPC with arguments and a result
             user = await self.env.AUTH.verify(request.headers.get("authorization") or "")
-            return Response.json({"user": user})
+            headers = {"x-user": user.user} if user else {}  # attribute access, as on Cloudflare
+            return Response.json({"user": user}, headers=headers)
         if path == "/reverse":  # bytes both ways
             return Response(await self.env.AUTH.reverse(await request.bytes()))
         if path == "/explode":  # an exception in the other worker comes back here
