@@ -116,6 +116,13 @@ def test_worker_loader_errors_are_clear(tmp_path: Path) -> None:
         class Default(WorkerEntrypoint):
             async def fetch(self, request):
                 kind = request.url.rsplit("/", 1)[1]
+                if kind == "fresh":  # load(): not cached, a new module each time
+                    source = "from workers import Response\\nimport random\\nN = random.random()\\n"
+                    source += "async def on_fetch(request, env):\\n    return Response(str(N))\\n"
+                    fresh = {"mainModule": "m.py", "modules": {"m.py": source}}
+                    a = await self.env.LOADER.load(fresh).getEntrypoint().fetch(request)
+                    b = await self.env.LOADER.load(fresh).getEntrypoint().fetch(request)
+                    return Response(str(await a.text() != await b.text()))
                 cases = {
                     "js": code({"main.js": "export default {}"}, "main.js"),
                     "nomain": code({"other.py": "x = 1"}),
@@ -139,6 +146,7 @@ def test_worker_loader_errors_are_clear(tmp_path: Path) -> None:
             " its modules (other.py)",
             "broken": "Error: Dynamic worker 'broken' failed to load: RuntimeError: at import",
         }
+        assert (await client.get("/fresh")).text == "True"
         nohandler = (await client.get("/nohandler")).text
         assert nohandler.startswith("TypeError: Dynamic worker 'nohandler':")
         assert "has no handler" in nohandler
