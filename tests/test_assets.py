@@ -144,6 +144,17 @@ def test_paths_never_leave_the_folder_or_show_config_files(site: Path) -> None:
     assert outcome(server, "/_headers") is None
 
 
+def test_assetsignore_hides_files_as_wrangler_does(site: Path) -> None:
+    (site / "notes.md").write_text("draft")
+    (site / "docs" / "intro.html.map").write_text("{}")
+    (site / ".assetsignore").write_text("*.md\n**/*.map\n")
+    server = AssetServer({"directory": str(site), "html_handling": "none"})
+    assert outcome(server, "/notes.md") is None
+    assert outcome(server, "/docs/intro.html.map") is None
+    assert outcome(server, "/.assetsignore") is None
+    assert outcome(server, "/docs/intro.html") == ("serve", "/docs/intro.html", 200)
+
+
 def test_run_worker_first_routes() -> None:
     server = AssetServer(
         {"directory": ".", "run_worker_first": ["/api/*", "!/api/docs/*", "/oauth/callback"]}

@@ -14,7 +14,9 @@ same headers: ``Content-Type`` from the file extension (``text/*`` types with
 ``; charset=utf-8``), a strong ``ETag``, ``Cache-Control: public, max-age=0,
 must-revalidate``, and a ``304`` for a matching ``If-None-Match``.
 
-Files are read from disk on every request, so edits show without a redeploy.
+Files are read from disk on every request, so edits show without a redeploy. Files
+that ``.assetsignore`` (gitignore syntax) names are not served, as wrangler does not
+upload them; nor are ``.assetsignore``, ``_headers`` and ``_redirects`` themselves.
 """
 
 from __future__ import annotations
@@ -122,6 +124,21 @@ class AssetServer:
         self._include = [_route_pattern(r) for r in routes if not r.startswith("!")]
         self._exclude = [_route_pattern(r[1:]) for r in routes if r.startswith("!")]
         self._etags: dict[Path, tuple[int, int, str]] = {}
+        self._ignore: tuple[int, Any] | None = None  # (mtime, spec) of .assetsignore
+
+    def _ignored(self, relative: str) -> bool:
+        """Whether ``.assetsignore`` (gitignore syntax, as wrangler reads it) excludes it."""
+        path = self.directory / ".assetsignore"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return False
+        if self._ignore is None or self._ignore[0] != mtime:
+            import pathspec
+
+            lines = path.read_text(errors="replace").splitlines()
+            self._ignore = (mtime, pathspec.GitIgnoreSpec.from_lines(lines))
+        return bool(self._ignore[1].match_file(relative))
 
     def worker_first(self, pathname: str) -> bool:
         """Whether ``run_worker_first`` sends this path to the worker before the assets."""
@@ -144,6 +161,8 @@ class AssetServer:
         path = self.directory.joinpath(*parts) if parts else self.directory
         if pathname.endswith("/") and parts:
             return None  # "/foo/" never names a file
+        if parts and self._ignored("/".join(parts)):
+            return None
         try:
             if not path.is_file():
                 return None
