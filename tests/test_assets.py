@@ -283,6 +283,14 @@ def test_the_site_is_served_from_its_folder(static_site: tuple[str, DevSession])
         "/assets/site.webmanifest": "application/manifest+json",
         "/robots.txt": "text/plain; charset=utf-8",
     }
+    # _headers: on every file; the assets folder is cached for a year instead.
+    assert home.headers["x-content-type-options"] == "nosniff"
+    app_js = get(url + "/assets/app.js")
+    assert app_js.headers["cache-control"] == "public, max-age=31536000, immutable"
+    moved = get(url + "/old-about")  # _redirects
+    assert (moved.status_code, moved.headers["location"]) == (301, "/about")
+    assert get(url + "/posts/1").headers["location"] == "/blog/"
+    assert "x-content-type-options" not in get(url + "/api/hello").headers  # the worker's own
     png = get(url + "/assets/pixel.png").content
     assert png == (PROJECTS / "static-site/public/assets/pixel.png").read_bytes()
 
@@ -403,3 +411,46 @@ def test_wrangler_assets_services_and_loaders_map_to_the_worker(tmp_path: Path) 
     config_path.write_text(config_path.read_text().replace('"404-page"', '"404"'))
     with pytest.raises(Exception, match=r"assets.not_found_handling in wrangler.toml is '404'"):
         declarations(load_wrangler(config_path), "dev")
+
+
+def test_redirects_and_headers_files(site: Path) -> None:
+    import js
+
+    (site / "_redirects").write_text(
+        "# moved pages\n"
+        "/old /about 301\n"
+        "/blog/* /posts/:splat\n"
+        "/users/:id /profile?id=:id 307\n"
+        "/home / 200\n"
+        "/nope\n"
+    )
+    (site / "_headers").write_text(
+        "/*\n"
+        "  X-Frame-Options: DENY\n"
+        "  X-Robots: all\n"
+        "/about\n"
+        "  ! X-Frame-Options\n"
+        "  X-Robots: none\n"
+        "  Cache-Control: public, max-age=3600\n"
+    )
+    server = AssetServer({"directory": str(site)})
+
+    def get(path: str) -> tuple[int, dict[str, str]]:
+        response = server.serve(js.Request(f"http://127.0.0.1:8787{path}"), has_worker=False)
+        assert response is not None
+        return response.status, dict(response.headers.items())
+
+    assert get("/old?x=1")[0] == 301
+    assert get("/old?x=1")[1]["location"] == "/about?x=1"
+    assert get("/blog/2024/hello")[1]["location"] == "/posts/2024/hello"
+    assert get("/blog/2024/hello")[0] == 302
+    assert get("/users/42")[1]["location"] == "/profile?id=42"
+    status, headers = get("/home")  # 200: the home page, served at /home
+    assert (status, headers["content-type"]) == (200, "text/html; charset=utf-8")
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["x-robots"] == "all"
+    status, headers = get("/about")
+    assert "x-frame-options" not in headers
+    assert headers["x-robots"] == "all, none"  # every matching rule, in order
+    assert headers["cache-control"] == "public, max-age=3600"  # overrides the default
+    assert get("/_redirects")[0] == 404 and get("/_headers")[0] == 404

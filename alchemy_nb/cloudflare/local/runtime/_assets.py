@@ -14,6 +14,11 @@ same headers: ``Content-Type`` from the file extension (``text/*`` types with
 ``; charset=utf-8``), a strong ``ETag``, ``Cache-Control: public, max-age=0,
 must-revalidate``, and a ``304`` for a matching ``If-None-Match``.
 
+A ``_redirects`` file (``/old /new 301``, ``/blog/* /posts/:splat``, ``/u/:id
+/users/:id``; status ``200`` serves the destination in place) applies before the files,
+and a ``_headers`` file (a path pattern, then indented ``Name: value`` or ``! Name``
+lines) sets the headers of the responses from the folder, as on Cloudflare.
+
 Files are read from disk on every request, so edits show without a redeploy. Files
 that ``.assetsignore`` (gitignore syntax) names are not served, as wrangler does not
 upload them; nor are ``.assetsignore``, ``_headers`` and ``_redirects`` themselves.
@@ -111,8 +116,103 @@ def _route_pattern(route: str) -> re.Pattern[str]:
     return re.compile("".join(".*" if c == "*" else re.escape(c) for c in route) + r"\Z")
 
 
+_TOKENS = re.compile(r"(\*|:[A-Za-z_]\w*)")
+_REDIRECT_CODES = frozenset({200, 301, 302, 303, 307, 308})
+
+
+def _rule_pattern(source: str) -> tuple[re.Pattern[str], bool] | None:
+    """``*`` (the splat) and ``:name`` (one path segment) as a regular expression."""
+    parts, dynamic, seen = [], False, set()
+    for token in _TOKENS.split(source):
+        if token == "*":
+            name = "splat"
+        elif token.startswith(":") and len(token) > 1:
+            name = token[1:]
+        else:
+            parts.append(re.escape(token))
+            continue
+        if name in seen:
+            return None
+        seen.add(name)
+        dynamic = True
+        parts.append(f"(?P<{name}>.*)" if name == "splat" else f"(?P<{name}>[^/]+)")
+    return re.compile("".join(parts) + r"\Z"), dynamic
+
+
+def _fill(template: str, groups: Mapping[str, str]) -> str:
+    return re.sub(r":([A-Za-z_]\w*)", lambda m: groups.get(m.group(1), m.group(0)), template)
+
+
+def _path_of(pattern: str) -> str:
+    """A rule's path: an absolute ``https://host/path`` pattern matches on its path."""
+    if pattern.startswith(("https://", "http://")):
+        rest = pattern.split("://", 1)[1]
+        return "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+    return pattern
+
+
+@dataclass(frozen=True, slots=True)
+class _Redirect:
+    pattern: re.Pattern[str]
+    dynamic: bool
+    destination: str
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class _HeaderRule:
+    pattern: re.Pattern[str]
+    set: tuple[tuple[str, str], ...]
+    unset: tuple[str, ...]
+
+
+def _parse_redirects(text: str) -> list[_Redirect]:
+    rules: list[_Redirect] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields or fields[0].startswith("#") or len(fields) not in (2, 3):
+            continue
+        status = int(fields[2]) if len(fields) == 3 and fields[2].isdigit() else 302
+        compiled = _rule_pattern(_path_of(fields[0]))
+        if compiled is None or status not in _REDIRECT_CODES:
+            continue
+        if status == 200 and not fields[1].startswith("/"):
+            continue  # a proxying rule needs a path of this site
+        rules.append(_Redirect(compiled[0], compiled[1], fields[1], status))
+    return [r for r in rules if not r.dynamic] + [r for r in rules if r.dynamic]
+
+
+def _parse_headers(text: str) -> list[_HeaderRule]:
+    rules: list[_HeaderRule] = []
+    pattern: re.Pattern[str] | None = None
+    adds: list[tuple[str, str]] = []
+    removes: list[str] = []
+
+    def close() -> None:
+        if pattern is not None:
+            rules.append(_HeaderRule(pattern, tuple(adds), tuple(removes)))
+
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if not line[0].isspace():
+            close()
+            compiled = _rule_pattern(_path_of(stripped))
+            pattern = compiled[0] if compiled else None
+            adds, removes = [], []
+        elif stripped.startswith("!"):
+            removes.append(stripped[1:].strip().lower())
+        elif ":" in stripped:
+            name, value = stripped.split(":", 1)
+            adds.append((name.strip().lower(), value.strip()))
+    close()
+    return rules
+
+
 class AssetServer:
-    """One worker's asset folder with its ``html_handling`` and ``not_found_handling``."""
+    """One worker's asset folder with its ``html_handling`` and ``not_found_handling``,
+    its ``_redirects`` and ``_headers`` files."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.directory = Path(config["directory"]).resolve()
@@ -125,6 +225,44 @@ class AssetServer:
         self._exclude = [_route_pattern(r[1:]) for r in routes if r.startswith("!")]
         self._etags: dict[Path, tuple[int, int, str]] = {}
         self._ignore: tuple[int, Any] | None = None  # (mtime, spec) of .assetsignore
+        self._files: dict[str, tuple[int, Any]] = {}  # name -> (mtime, parsed)
+
+    def _rule_file(self, name: str, parse: Callable[[str], Any]) -> Any:
+        """``_redirects`` / ``_headers`` parsed, read again when they change."""
+        path = self.directory / name
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return []
+        known = self._files.get(name)
+        if known is None or known[0] != mtime:
+            known = self._files[name] = (mtime, parse(path.read_text(errors="replace")))
+        return known[1]
+
+    def _redirect_rule(self, pathname: str) -> tuple[str, int] | None:
+        for rule in self._rule_file("_redirects", _parse_redirects):
+            match = rule.pattern.match(pathname)
+            if match is not None:
+                groups = {k: v for k, v in match.groupdict().items() if v is not None}
+                return _fill(rule.destination, groups), rule.status
+        return None
+
+    def _custom_headers(self, pathname: str, headers: js.Headers) -> None:
+        values: dict[str, list[str]] = {}
+        removed: set[str] = set()
+        for rule in self._rule_file("_headers", _parse_headers):
+            match = rule.pattern.match(pathname)
+            if match is None:
+                continue
+            groups = {k: v for k, v in match.groupdict().items() if v is not None}
+            removed.update(rule.unset)
+            for name, value in rule.set:
+                values.setdefault(name, []).append(_fill(value, groups))
+        for name in removed:  # "! Name" detaches a header any rule (or the default) set
+            values.pop(name, None)
+            headers.delete(name)
+        for name, found in values.items():
+            headers.set(name, ", ".join(found))
 
     def _ignored(self, relative: str) -> bool:
         """Whether ``.assetsignore`` (gitignore syntax, as wrangler reads it) excludes it."""
@@ -366,6 +504,23 @@ class AssetServer:
             if has_worker:
                 return None
             return js.Response._make(None, 405, "", js.Headers._trusted([]))
+        answer = self._answer(request, pathname, url.search, has_worker=has_worker)
+        if answer is not None:
+            self._custom_headers(pathname, answer.headers)
+        return answer
+
+    def _answer(
+        self, request: js.Request, pathname: str, search: str, *, has_worker: bool
+    ) -> js.Response | None:
+        rule = self._redirect_rule(pathname)
+        if rule is not None:
+            destination, status = rule
+            if status != 200:
+                location = destination if "?" in destination else destination + search
+                return js.Response._make(
+                    None, status, "", js.Headers._trusted([("location", location)])
+                )
+            pathname = destination.split("?", 1)[0]  # 200: served from that path instead
         override = None
         navigation = request.headers.get("sec-fetch-mode") == "navigate"
         if has_worker and self.not_found_handling == "single-page-application" and not navigation:
@@ -375,7 +530,7 @@ class AssetServer:
             if has_worker:
                 return None
             return js.Response._make(None, 404, "", js.Headers._trusted([]))
-        return self.response(intent, request, url.search)
+        return self.response(intent, request, search)
 
 
 def _decode(pathname: str) -> str:
