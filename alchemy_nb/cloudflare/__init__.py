@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ._kv import KVNamespace, KVNamespaceOutputs, KVNamespaceProps
     from ._queue import Queue, QueueOutputs, QueueProps
     from ._r2 import R2Bucket, R2BucketOutputs, R2BucketProps
-    from ._worker import Worker, WorkerOutputs, WorkerProps
+    from ._worker import Worker, WorkerAssets, WorkerOutputs, WorkerProps, WorkerService
     from ._workflow import Workflow, WorkflowOutputs, WorkflowProps
 
 __all__ = [
@@ -52,8 +52,10 @@ __all__ = [
     "R2BucketOutputs",
     "R2BucketProps",
     "Worker",
+    "WorkerAssets",
     "WorkerOutputs",
     "WorkerProps",
+    "WorkerService",
     "Workflow",
     "WorkflowOutputs",
     "WorkflowProps",
@@ -71,7 +73,7 @@ __getattr__, __dir__ = lazy_exports(
         "._kv": ["KVNamespace", "KVNamespaceOutputs", "KVNamespaceProps"],
         "._queue": ["Queue", "QueueOutputs", "QueueProps"],
         "._r2": ["R2Bucket", "R2BucketOutputs", "R2BucketProps"],
-        "._worker": ["Worker", "WorkerOutputs", "WorkerProps"],
+        "._worker": ["Worker", "WorkerAssets", "WorkerOutputs", "WorkerProps", "WorkerService"],
         "._workflow": ["Workflow", "WorkflowOutputs", "WorkflowProps"],
     },
 )

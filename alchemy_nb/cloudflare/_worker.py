@@ -5,21 +5,66 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 from .._secret import Secret
 from ..engine import Input, Outputs, Props, Provider, Ref, Resource, ResourceContext
 from ..errors import ConfigError, ProviderError
 from ._common import local_dir, on_cloudflare, physical_name, require_local
 
-__all__ = ["Worker", "WorkerOutputs", "WorkerProps"]
+__all__ = ["Worker", "WorkerAssets", "WorkerOutputs", "WorkerProps", "WorkerService"]
 
 Binding = Union[str, Secret, Resource[Any, Any], Ref]  # noqa: UP007
 """A binding's value: plain text, a secret, or a resource (KV, D1, R2, ...)."""
 
 DEFAULT_COMPATIBILITY_DATE = "2025-09-01"
 _SKIP_DIRS = {"__pycache__", ".alchemy", ".git", ".venv", "node_modules", ".pytest_cache"}
+
+
+class WorkerAssets(Props):
+    """Static assets a worker serves (wrangler's ``[assets]``), as Cloudflare serves them.
+
+    Example::
+
+        Worker("site", entry="src/entry.py",
+               assets=WorkerAssets(directory="public", binding="ASSETS",
+                                   run_worker_first=["/api/*"]))
+    """
+
+    directory: str
+    """The folder of files, relative to the app's folder."""
+    binding: str | None = None
+    """``self.env.NAME`` for ``await self.env.ASSETS.fetch(request)`` (optional)."""
+    run_worker_first: bool | list[str] = False
+    """Run the worker before looking for a file: always, or for these routes
+    (``"/api/*"``; ``"!/api/docs/*"`` excludes)."""
+    html_handling: Literal[
+        "auto-trailing-slash", "force-trailing-slash", "drop-trailing-slash", "none"
+    ] = "auto-trailing-slash"
+    """How ``/page``, ``/page/`` and ``/page.html`` map to HTML files (and redirect)."""
+    not_found_handling: Literal["none", "404-page", "single-page-application"] = "none"
+    """What a path without a file gets: the worker (``none``), the nearest ``404.html``,
+    or ``/index.html`` for page navigations."""
+
+
+class WorkerService(Props):
+    """A service binding to a worker that is not part of this app, by its script name.
+
+    Locally it reaches that worker while it runs on this machine (any ``alchemy-nb dev``
+    or deploy); until then a call fails with an error naming the binding.
+
+    Example::
+
+        Worker("api", entry="src/entry.py",
+               services={"AUTH": WorkerService(service="auth-worker")})
+    """
+
+    service: str
+    """The other worker's script name (its wrangler ``name``)."""
+    entrypoint: str | None = None
+    """The class of the other worker that RPC calls reach (default: ``Default``)."""
 
 
 class WorkerProps(Props):
@@ -48,6 +93,12 @@ class WorkerProps(Props):
     """Bindings only Cloudflare serves, name -> kind (``"ai"``, ``"vectorize"``,
     ``"browser"``, ...): locally the worker starts, and the first use of one raises an
     error naming it."""
+    assets: WorkerAssets | None = None
+    """Static files served with the worker (see :class:`WorkerAssets`)."""
+    services: dict[str, WorkerService] = {}
+    """Service bindings to workers outside this app, by script name."""
+    worker_loaders: list[str] = []
+    """Names of Worker Loader bindings: ``self.env.LOADER.get(id, callback)``."""
 
 
 class WorkerOutputs(Outputs):
@@ -149,6 +200,10 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
         folder = local_dir(ctx)
         if folder.exists():
             await request(folder, {"op": "remove", "name": ctx.id}, start=False)
+        if outputs is not None:
+            from .local._registry import forget
+
+            forget(outputs.name, folder)
         for path in (folder / "workers").glob(f"{ctx.id}-*.json") if folder.exists() else ():
             path.unlink(missing_ok=True)
 
@@ -199,6 +254,7 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
 
         folder = local_dir(ctx)
         name = physical_name(ctx, props.name)
+        token = _rpc_token(folder)
         config: dict[str, Any] = {
             "app": ctx.app,
             "stage": ctx.stage,
@@ -217,10 +273,24 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
                 }
                 for q in props.queue_consumers
             ],
+            "rpc_token": token,
         }
         site_packages = await _dependencies(ctx, props)
         if site_packages is not None:
             config["site_packages"] = site_packages
+        if props.assets is not None:
+            config["assets"] = _assets_config(ctx, props.assets)
+            if props.assets.binding:
+                config["bindings"][props.assets.binding] = {
+                    "type": "assets",
+                    **{k: v for k, v in config["assets"].items() if k != "run_worker_first"},
+                }
+        for key, service in props.services.items():
+            config["bindings"][key] = {"type": "service", "service": service.service}
+            if service.entrypoint:
+                config["bindings"][key]["entrypoint"] = service.entrypoint
+        for key in props.worker_loaders:
+            config["bindings"][key] = {"type": "worker_loader"}
         version = hashlib.sha256(
             (json.dumps(config, sort_keys=True) + (self.fingerprint(ctx, props) or "")).encode()
         ).hexdigest()
@@ -252,6 +322,9 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
         for old in workers.glob(f"{ctx.id}-*.json"):
             if old != path:
                 old.unlink(missing_ok=True)
+        from .local._registry import record
+
+        record(name, f"http://127.0.0.1:{port}", folder, ctx.id, token)
         if reserved.get("note") and ctx.log is not None:
             ctx.log("resource.note", id=ctx.id, kind=ctx.kind, note=reserved["note"])
         return WorkerOutputs(url=f"http://127.0.0.1:{port}", name=name, port=port)
@@ -313,7 +386,12 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
                         "path": str(local_dir(ctx, "queues", f"{rid}.sqlite")),
                     }
                 elif kind == "cloudflare::Worker":
-                    out[key] = {"type": "service", "url": outs["url"]}
+                    out[key] = {
+                        "type": "service",
+                        "url": outs["url"],
+                        "service": outs.get("name", rid),
+                        "rpc_token": _rpc_token(local_dir(ctx)),
+                    }
                 else:
                     raise ConfigError(
                         f"binding {key!r} is a {kind}, which cannot be bound to a worker",
@@ -421,6 +499,37 @@ async def _dependencies(ctx: ResourceContext, props: WorkerProps) -> str | None:
             fix=exc.fix,
         ) from None
     return str(folder)
+def _assets_config(ctx: ResourceContext, assets: WorkerAssets) -> dict[str, Any]:
+    directory = ctx.resolve_path(assets.directory)
+    if not directory.is_dir():
+        raise ConfigError(
+            f"the assets directory {assets.directory!r} of worker {ctx.id!r} does not exist"
+            f" ({directory})",
+            where=f"{ctx.fqn} ({ctx.kind}), assets.directory, phase {ctx.phase}",
+            fix="create the folder (or build the site into it), or fix assets.directory; it"
+            " is relative to the app's folder (for a wrangler project: to wrangler.toml)",
+        )
+    return {
+        "directory": str(directory),
+        "html_handling": assets.html_handling,
+        "not_found_handling": assets.not_found_handling,
+        "run_worker_first": assets.run_worker_first,
+    }
+
+
+def _rpc_token(folder: Path) -> str:
+    """The stage's secret that service-binding RPC calls between its workers carry."""
+    path = folder / "rpc.token"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another deploy made it first
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(16))
+    return path.read_text().strip()
 
 
 def _outputs(resource: Any) -> dict[str, Any]:

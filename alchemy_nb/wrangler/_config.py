@@ -25,6 +25,7 @@ from ._jsonc import loads_jsonc
 
 __all__ = [
     "CONFIG_FILES",
+    "Assets",
     "D1Binding",
     "DurableObjectBinding",
     "DurableObjectMigration",
@@ -32,6 +33,8 @@ __all__ = [
     "QueueConsumer",
     "QueueProducer",
     "R2Binding",
+    "ServiceBinding",
+    "WorkerLoaderBinding",
     "WorkflowBinding",
     "WranglerConfig",
     "WranglerEnv",
@@ -45,7 +48,7 @@ log = logging.getLogger("alchemy_nb.wrangler")
 CONFIG_FILES = ("wrangler.jsonc", "wrangler.json", "wrangler.toml")
 """The file names wrangler reads, in its order of preference."""
 
-INHERITED = ("main", "compatibility_date", "compatibility_flags", "triggers")
+INHERITED = ("main", "compatibility_date", "compatibility_flags", "triggers", "assets")
 """Top-level keys an ``[env.NAME]`` section inherits unless it sets them."""
 
 REMOTE_ONLY_KEYS = {
@@ -58,7 +61,6 @@ REMOTE_ONLY_KEYS = {
 raises an error naming it (the rest of the worker runs)."""
 
 KNOWN_BINDING_KEYS = {
-    "services": "service bindings",
     "hyperdrive": "Hyperdrive",
     "analytics_engine_datasets": "Analytics Engine datasets",
     "send_email": "Email bindings",
@@ -66,7 +68,6 @@ KNOWN_BINDING_KEYS = {
     "mtls_certificates": "mTLS certificates",
     "version_metadata": "version metadata",
     "secrets_store_secrets": "Secrets Store secrets",
-    "assets": "static assets",
     "tail_consumers": "tail consumers",
     "unsafe": "unsafe bindings",
     "pipelines": "Pipelines",
@@ -147,6 +148,31 @@ class QueueConsumer(_Model):
     queue: str
 
 
+class Assets(_Model):
+    """The ``[assets]`` table: static files served with the worker."""
+
+    directory: str | None = None
+    binding: str | None = None
+    run_worker_first: bool | list[str] = False
+    html_handling: str = "auto-trailing-slash"
+    not_found_handling: str = "none"
+
+
+class ServiceBinding(_Model):
+    """One ``[[services]]`` entry: another worker, by its script name."""
+
+    binding: str
+    service: str
+    entrypoint: str | None = None
+    environment: str | None = None
+
+
+class WorkerLoaderBinding(_Model):
+    """One ``[[worker_loaders]]`` entry."""
+
+    binding: str
+
+
 class _Queues(_Model):
     producers: list[QueueProducer] = []
     consumers: list[QueueConsumer] = []
@@ -194,6 +220,9 @@ class WranglerEnv(_Model):
             for name in _binding_names(getattr(self, key)):
                 out[name] = key
         return out
+    assets: Assets | None = None
+    services: list[ServiceBinding] = []
+    worker_loaders: list[WorkerLoaderBinding] = []
 
 
 class WranglerConfig(WranglerEnv):

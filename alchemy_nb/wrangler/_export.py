@@ -154,8 +154,19 @@ async def export_wrangler(
         config["queues"] = {
             k: v for k, v in (("producers", producers), ("consumers", consumers)) if v
         }
+    for key, service in props.services.items():
+        entry = {"binding": key, "service": service.service}
+        if service.entrypoint:
+            entry["entrypoint"] = service.entrypoint
+        services.append(entry)
     if services:
         config["services"] = services
+    if props.worker_loaders:
+        config["worker_loaders"] = [{"binding": key} for key in props.worker_loaders]
+    if props.assets is not None:
+        assets = props.assets.model_dump(exclude_defaults=True)
+        assets["directory"] = os.path.relpath(app.root / props.assets.directory, folder)
+        config["assets"] = assets
     if props.crons:
         config["triggers"] = {"crons": list(props.crons)}
     header = [

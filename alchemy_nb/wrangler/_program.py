@@ -189,7 +189,55 @@ def declarations(
         worker["crons"] = list(env.triggers.crons)
     if consumers:
         worker["queue_consumers"] = consumers
+    if env.assets is not None:
+        worker["assets"] = _assets(config, env, where)
+    if env.services:
+        worker["services"] = {
+            s.binding: {
+                "service": s.service,
+                **({"entrypoint": s.entrypoint} if s.entrypoint else {}),
+            }
+            for s in env.services
+        }
+    if env.worker_loaders:
+        worker["worker_loaders"] = [loader.binding for loader in env.worker_loaders]
     out.append(Declaration(worker_var, "Worker", worker_id, worker))
+    return out
+
+
+_HTML_HANDLING = ("auto-trailing-slash", "force-trailing-slash", "drop-trailing-slash", "none")
+_NOT_FOUND_HANDLING = ("none", "404-page", "single-page-application")
+
+
+def _assets(config: WranglerConfig, env: WranglerEnv, where: str) -> dict[str, Any]:
+    """The ``[assets]`` table as the Worker's ``assets=`` (checked, defaults left out)."""
+    assets = env.assets
+    assert assets is not None
+    if not assets.directory:
+        raise ConfigError(
+            f"assets{where} in {Path(config.source).name} has no directory",
+            where=config.source,
+            fix='set directory = "./public" (the folder of files, relative to the file)',
+        )
+    for key, value, allowed in (
+        ("html_handling", assets.html_handling, _HTML_HANDLING),
+        ("not_found_handling", assets.not_found_handling, _NOT_FOUND_HANDLING),
+    ):
+        if value not in allowed:
+            raise ConfigError(
+                f"assets.{key}{where} in {Path(config.source).name} is {value!r}",
+                where=config.source,
+                fix=f"use one of: {', '.join(allowed)}",
+            )
+    out: dict[str, Any] = {"directory": assets.directory}
+    if assets.binding:
+        out["binding"] = assets.binding
+    if assets.run_worker_first:
+        out["run_worker_first"] = assets.run_worker_first
+    if assets.html_handling != "auto-trailing-slash":
+        out["html_handling"] = assets.html_handling
+    if assets.not_found_handling != "none":
+        out["not_found_handling"] = assets.not_found_handling
     return out
 
 

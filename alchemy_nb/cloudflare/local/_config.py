@@ -15,6 +15,8 @@ from __future__ import annotations
 from typing import Literal, NotRequired, TypedDict
 
 __all__ = [
+    "AssetsBinding",
+    "AssetsConfig",
     "BindingConfig",
     "D1Binding",
     "DurableObjectBinding",
@@ -25,6 +27,7 @@ __all__ = [
     "ServiceBinding",
     "TextBinding",
     "WorkerConfig",
+    "WorkerLoaderBinding",
     "WorkflowBinding",
 ]
 
@@ -74,7 +77,28 @@ class QueueBinding(TypedDict):
 
 class ServiceBinding(TypedDict):
     type: Literal["service"]
-    url: str  # the other worker's local URL
+    url: NotRequired[str]  # the other worker's local URL (a worker of the same app)
+    service: NotRequired[str]  # else its script name, found in the local dev registry
+    entrypoint: NotRequired[str]  # the class whose methods RPC calls reach (default Default)
+    rpc_token: NotRequired[str]  # proves an RPC call comes from a worker of this machine
+
+
+class AssetsBinding(TypedDict):
+    type: Literal["assets"]
+    directory: str
+    html_handling: str
+    not_found_handling: str
+
+
+class WorkerLoaderBinding(TypedDict):
+    type: Literal["worker_loader"]
+
+
+class AssetsConfig(TypedDict):
+    directory: str  # absolute
+    html_handling: str  # auto-trailing-slash | force-trailing-slash | drop-trailing-slash | none
+    not_found_handling: str  # none | 404-page | single-page-application
+    run_worker_first: bool | list[str]
 
 
 class RemoteOnlyBinding(TypedDict):
@@ -92,6 +116,8 @@ BindingConfig = (
     | QueueBinding
     | ServiceBinding
     | RemoteOnlyBinding
+    | AssetsBinding
+    | WorkerLoaderBinding
 )
 
 
@@ -109,3 +135,5 @@ class WorkerConfig(TypedDict):
     queue_consumers: NotRequired[list[QueueBinding]]  # the queues this worker consumes
     crons: NotRequired[list[str]]
     site_packages: NotRequired[str]  # the worker's own dependencies (see _deps.py)
+    assets: NotRequired[AssetsConfig]  # static assets served before (or after) the worker
+    rpc_token: NotRequired[str]  # what service-binding RPC calls to this worker must carry

@@ -7,6 +7,11 @@ with a one-line body; the traceback goes to stderr and the process keeps serving
 
 ``GET /cdn-cgi/handler/scheduled?cron=...`` (or ``/__scheduled``) runs the scheduled
 handler, as ``wrangler dev`` does.
+
+A worker with static assets answers from its folder first (``_assets.py``); a
+``websocket`` connection goes to ``_websockets.py``; a service-binding RPC call from
+another local worker (``POST /cdn-cgi/alchemy-nb/rpc`` with the stage's token) to
+``_service.py``.
 """
 
 from __future__ import annotations
@@ -26,9 +31,14 @@ import workers
 from pyodide.ffi import _serving_loop
 
 from .._config import WorkerConfig
-from . import _stateful  # registers the Durable Object, Workflow and Queue bindings
+from . import (
+    _stateful,  # registers the Durable Object, Workflow and Queue bindings
+    _worker_loader,  # registers the worker_loader binding  # noqa: F401
+)
+from ._assets import AssetServer  # registers the assets binding
 from ._env import Env, Hook, build_env
 from ._loader import Handlers, find_handlers, import_worker
+from ._service import RPC_PATH, serve_rpc
 
 __all__ = ["ExecutionContext", "ScheduledController", "WorkerApp", "build_app"]
 
@@ -170,6 +180,8 @@ class WorkerApp:
         self._shutdown = shutdown
         self._started = False
         self._closed = False
+        assets = config.get("assets")
+        self.assets = AssetServer(assets) if assets else None
 
     def __repr__(self) -> str:
         return f"WorkerApp({self._name!r}, {self.config['entry']!r})"
@@ -181,7 +193,9 @@ class WorkerApp:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
-            await send({"type": "websocket.close", "code": 1003})
+            from ._websockets import serve_websocket
+
+            await serve_websocket(self, scope, receive, send)
 
     # ---------------------------------------------------------------- HTTP
 
@@ -190,15 +204,28 @@ class WorkerApp:
         if scope["path"] in SCHEDULED_PATHS:
             await self._scheduled_http(scope, send)
             return
+        if scope["path"] == RPC_PATH and await serve_rpc(self, scope, receive, send):
+            return  # a service-binding RPC call from another local worker
+        request = _from_asgi(scope, receive)
+        assets = self.assets
+        if assets is not None and not assets.worker_first(scope["path"]):
+            answer = assets.serve(request, has_worker=fetch is not None)
+            if answer is not None:
+                await self._respond(answer, send, scope)
+                return
         if fetch is None:
             await _send_plain(send, 500, b"Handler does not export a fetch() function.\n")
             return
-        request = _from_asgi(scope, receive)
         try:
             result = fetch(request)
             if type(result) is CoroutineType or isawaitable(result):
                 result = await result
             response = _as_js_response(result)
+            if response.webSocket is not None:
+                raise TypeError(
+                    "Worker tried to return a WebSocket in a response to a request which did"
+                    ' not contain the header "Upgrade: websocket"'
+                )
         except (Exception, SystemExit) as exc:  # a worker's sys.exit() must not stop the server
             _report(self._name, f"{scope['method']} {scope['path']}", exc)
             await _send_plain(send, 500, _short(exc))

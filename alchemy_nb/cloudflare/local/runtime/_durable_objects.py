@@ -5,7 +5,9 @@ same name every time; ``get(id)`` gives a stub whose ``fetch`` and RPC methods r
 one instance of the class for that id. Calls to one object are serialized (one at a
 time, in arrival order); different objects run concurrently. Each object's storage is
 its own SQLite file (``<namespace folder>/<id>.sqlite``): ``ctx.storage.get/put/delete/
-list/deleteAll/transaction`` and ``ctx.storage.sql.exec``.
+list/deleteAll/transaction`` and ``ctx.storage.sql.exec``; alarms
+(``setAlarm``/``getAlarm``/``deleteAlarm``, see ``_alarms.py``) and hibernatable
+WebSockets (``ctx.acceptWebSocket``/``getWebSockets``/``getTags``, see ``_websockets.py``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ import inspect
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from ._alarms import MAX_RETRIES, AlarmScheduler, alarm_time, ensure_alarm_table, to_ms
+from ._websockets import Hibernation
 
 _BACKGROUND: set[asyncio.Future[Any]] = set()  # keep waitUntil work alive until done
 
@@ -96,7 +102,12 @@ class _Sql:
 class Storage:
     """One object's durable storage (``self.ctx.storage``). Values are JSON."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        on_alarm: Callable[[float | None], None] | None = None,
+        name: str | None = None,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -104,7 +115,39 @@ class Storage:
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS _cf_kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
         )
+        ensure_alarm_table(self._conn)
+        if name is not None:  # so an alarm after a restart knows the object's name
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS _cf_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+            self._conn.execute(
+                "INSERT OR IGNORE INTO _cf_meta (key, value) VALUES ('name', ?)", (name,)
+            )
+        self._on_alarm = on_alarm
         self.sql = _Sql(self._conn)
+
+    async def getAlarm(self, options: Any = None) -> float | None:
+        """The alarm's time in milliseconds since the epoch, or None."""
+        row = self._conn.execute("SELECT time FROM _cf_alarm WHERE one = 1").fetchone()
+        return None if row is None else float(row[0])
+
+    async def setAlarm(self, scheduled_time: Any, options: Any = None) -> None:
+        """Run the object's ``alarm()`` at ``scheduled_time`` (ms since the epoch, or a
+        Date); replaces the alarm there was."""
+        when = to_ms(scheduled_time)
+        self._conn.execute(
+            "INSERT INTO _cf_alarm (one, time, retries) VALUES (1, ?, 0)"
+            " ON CONFLICT(one) DO UPDATE SET time = excluded.time, retries = 0",
+            (when,),
+        )
+        if self._on_alarm is not None:
+            self._on_alarm(when)
+
+    async def deleteAlarm(self, options: Any = None) -> None:
+        """Cancel the alarm, if any."""
+        self._conn.execute("DELETE FROM _cf_alarm")
+        if self._on_alarm is not None:
+            self._on_alarm(None)
 
     def close(self) -> None:
         self._conn.close()
@@ -216,9 +259,44 @@ class Storage:
 class State:
     """An object's ``ctx``: its ``id``, ``storage`` and ``blockConcurrencyWhile``."""
 
-    def __init__(self, object_id: DurableObjectId, storage: Storage) -> None:
+    def __init__(
+        self, object_id: DurableObjectId, storage: Storage, hibernation: Hibernation | None = None
+    ) -> None:
         self.id = object_id
         self.storage = storage
+        self._hibernation = hibernation
+
+    def acceptWebSocket(self, ws: Any, tags: Any = None) -> None:
+        """Take the server end of a ``WebSocketPair``: its events call ``webSocketMessage``,
+        ``webSocketClose`` and ``webSocketError`` on the object."""
+        if self._hibernation is None:
+            raise TypeError("acceptWebSocket() is only available in a Durable Object")
+        self._hibernation.accept(ws, list(tags.to_py() if hasattr(tags, "to_py") else tags or []))
+
+    def getWebSockets(self, tag: str | None = None) -> list[Any]:
+        """The open WebSockets this object accepted (those with ``tag``, if given)."""
+        return [] if self._hibernation is None else self._hibernation.sockets(tag)
+
+    def getTags(self, ws: Any) -> list[str]:
+        """The tags ``ws`` was accepted with."""
+        return [] if self._hibernation is None else self._hibernation.tags(ws)
+
+    def setWebSocketAutoResponse(self, pair: Any = None) -> None:
+        """Answer ``pair.request`` with ``pair.response`` on every accepted WebSocket
+        without calling ``webSocketMessage`` (None turns it off)."""
+        if self._hibernation is not None:
+            self._hibernation.auto_response = pair
+
+    def getWebSocketAutoResponse(self) -> Any:
+        """The pair set by :meth:`setWebSocketAutoResponse`, or None."""
+        return None if self._hibernation is None else self._hibernation.auto_response
+
+    def getWebSocketAutoResponseTimestamp(self, ws: Any) -> Any:
+        """When ``ws`` last got the automatic answer (a Date), or None."""
+        import js
+
+        when = None if self._hibernation is None else self._hibernation.answered_at(ws)
+        return None if when is None else js.Date.new(when)
 
     async def blockConcurrencyWhile(self, fn: Callable[[], Awaitable[Any]]) -> Any:
         return await fn()  # calls to an object are serialized already
@@ -253,6 +331,7 @@ class Namespace:
         self._env = env
         self._to_request = to_request
         self._instances: dict[str, _Instance] = {}
+        self._alarms = AlarmScheduler(name, self._fire_alarm)
 
     def idFromName(self, name: str) -> DurableObjectId:
         digest = hashlib.sha256(f"{self._name}\0{name}".encode()).hexdigest()
@@ -276,16 +355,90 @@ class Namespace:
         key = str(object_id)
         inst = self._instances.get(key)
         if inst is None:
-            state = State(object_id, Storage(self._folder / f"{key}.sqlite"))
-            obj = self._cls(state, self._env())
-            inst = _Instance(obj, state)
+            storage = Storage(
+                self._folder / f"{key}.sqlite",
+                on_alarm=lambda when: self._alarms.arm(key, when),
+                name=object_id.name,
+            )
+            holder: list[_Instance] = []
+            hibernation = Hibernation(lambda: holder[0].obj, lambda: holder[0].lock)
+            state = State(object_id, storage, hibernation)
+            inst = _Instance(None, state)
+            holder.append(inst)
+            inst.obj = self._cls(state, self._env())
             self._instances[key] = inst
         return inst
 
+    def start_alarms(self) -> None:
+        """Arm every alarm stored in this namespace's objects (when the worker starts)."""
+        stored = {}
+        if self._folder.is_dir():
+            for path in sorted(self._folder.glob("*.sqlite")):
+                when = alarm_time(path)
+                if when is not None:
+                    stored[path.stem] = when
+        self._alarms.start(stored)
+
+    async def _fire_alarm(self, key: str, retries: int) -> None:
+        inst = self._instances.get(key)
+        if inst is None:
+            inst = self._instance(
+                DurableObjectId(key, _stored_name(self._folder / f"{key}.sqlite"))
+            )
+        conn = inst.state.storage._conn
+        async with inst.lock:
+            row = conn.execute("SELECT time, retries FROM _cf_alarm WHERE one = 1").fetchone()
+            if row is None:
+                return  # deleted meanwhile
+            when, retries = float(row[0]), int(row[1])
+            if when > time.time() * 1000 + 5:
+                self._alarms.arm(key, when, retries)  # moved later meanwhile
+                return
+            taken = conn.execute(  # one process wins (an old version may still be draining)
+                "DELETE FROM _cf_alarm WHERE one = 1 AND time = ? AND retries = ?",
+                (when, retries),
+            )
+            if taken.rowcount != 1:
+                return
+            handler = getattr(inst.obj, "alarm", None)
+            if handler is None:
+                return
+            info = {"retryCount": retries, "isRetry": retries > 0}
+            takes_info = len(inspect.signature(handler).parameters) >= 1
+            try:
+                result = handler(info) if takes_info else handler()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                if (
+                    retries < MAX_RETRIES
+                    and conn.execute("SELECT 1 FROM _cf_alarm").fetchone() is None
+                ):
+                    again = time.time() * 1000 + 2000 * 2**retries
+                    conn.execute(
+                        "INSERT INTO _cf_alarm (one, time, retries) VALUES (1, ?, ?)",
+                        (again, retries + 1),
+                    )
+                    self._alarms.arm(key, again, retries + 1)
+                raise
+
     def close(self) -> None:
+        self._alarms.close()
         for inst in self._instances.values():
             inst.state.storage.close()
         self._instances.clear()
+
+
+def _stored_name(path: Path) -> str | None:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'name'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return None if row is None else str(row[0])
 
 
 class Stub:

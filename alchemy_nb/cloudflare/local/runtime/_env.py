@@ -1,7 +1,8 @@
 """A worker's ``env``: one attribute per binding, built by one factory per binding type.
 
 Binding types this runtime implements: ``plain_text``, ``secret_text``, ``d1``,
-``kv_namespace``, ``r2_bucket``, ``service``. ``durable_object_namespace``,
+``kv_namespace``, ``r2_bucket``, ``service``; ``assets`` and ``worker_loader`` register
+themselves from ``_assets.py`` and ``_worker_loader.py``. ``durable_object_namespace``,
 ``workflow`` and ``queue`` are placeholders that raise ``NotImplementedError`` when
 used; their implementation registers a factory with :func:`register_binding_type`.
 
@@ -171,7 +172,13 @@ def _r2(ctx: BindingContext) -> object:
 
 
 def _service(ctx: BindingContext) -> object:
-    return ServiceBinding(ctx.name, ctx.config["url"])
+    return ServiceBinding(
+        ctx.name,
+        ctx.config.get("url"),
+        service=ctx.config.get("service"),
+        entrypoint=ctx.config.get("entrypoint"),
+        rpc_token=ctx.config.get("rpc_token"),
+    )
 
 
 def _remote_only(ctx: BindingContext) -> object:

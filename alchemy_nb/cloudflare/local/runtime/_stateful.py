@@ -62,6 +62,7 @@ def _durable_object(ctx: BindingContext) -> object:
         lambda: ctx.env,
         _to_request,
     )
+    ctx.on_startup(namespace.start_alarms)  # alarms set before a restart fire again
     ctx.on_shutdown(namespace.close)
     return namespace
 

@@ -35,7 +35,7 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from types import MethodType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit
 
 from pyodide.ffi import (
@@ -48,6 +48,13 @@ from pyodide.ffi import (
     JsProxy,
     _json_default,
 )
+
+if TYPE_CHECKING:  # loaded on first use, by __getattr__ at the end
+    from alchemy_nb.cloudflare.local.runtime._websockets import (
+        WebSocket,
+        WebSocketPair,
+        WebSocketRequestResponsePair,
+    )
 
 __all__ = [
     "HTMLRewriter",
@@ -67,6 +74,9 @@ __all__ = [
     "TextEncoder",
     "URLSearchParams",
     "Uint8Array",
+    "WebSocket",
+    "WebSocketPair",
+    "WebSocketRequestResponsePair",
     "atob",
     "btoa",
     "console",
@@ -1347,7 +1357,7 @@ class Response(_Body):
         return Response.new("created", status=201, headers={"x-id": "1"})
     """
 
-    __slots__ = ("_status", "_status_text", "_url")
+    __slots__ = ("_status", "_status_text", "_url", "_web_socket")
     _js_name = "Response"
 
     def __init__(self, body: Any = None, init: Any = None, **kwargs: Any) -> None:
@@ -1361,6 +1371,7 @@ class Response(_Body):
         else:
             options = _options(init, kwargs)
         self._init(body, options.get("status"), options.get("statusText"), options.get("headers"))
+        self._web_socket = options.get("webSocket")
 
     def _init(
         self, body: Any, status: Any, status_text: Any, headers: Any, *, copy_headers: bool = True
@@ -1472,9 +1483,9 @@ class Response(_Body):
         return "error" if self._status == 0 else "default"
 
     @property
-    def webSocket(self) -> None:
-        """WebSockets are not supported locally."""
-        return None
+    def webSocket(self) -> Any:
+        """The client end of a ``WebSocketPair`` (a ``101`` response), else None."""
+        return getattr(self, "_web_socket", None)
 
     def clone(self) -> Response:
         """A copy whose body can be read separately."""
@@ -1588,3 +1599,16 @@ class HTMLRewriter:
     def new(cls, *args: Any, **kwargs: Any) -> HTMLRewriter:
         """``new HTMLRewriter()``."""
         return cls(*args, **kwargs)
+# --------------------------------------------------------------------------- WebSockets
+
+
+def __getattr__(name: str) -> Any:
+    """``WebSocketPair`` and ``WebSocket`` come from the runtime, loaded on first use (a
+    worker that never touches them does not load the runtime)."""
+    if name in ("WebSocket", "WebSocketPair", "WebSocketRequestResponsePair"):
+        from alchemy_nb.cloudflare.local.runtime import _websockets
+
+        value = getattr(_websockets, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

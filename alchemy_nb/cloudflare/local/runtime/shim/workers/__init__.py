@@ -446,6 +446,11 @@ class FetchResponse:
         return self._js_response.body
 
     @property
+    def web_socket(self) -> Any:
+        """The client end of a ``WebSocketPair`` (a ``101`` response), else None."""
+        return self._js_response.webSocket
+
+    @property
     def body_used(self) -> bool:
         """Whether the body has been read."""
         return self._js_response.bodyUsed
@@ -555,10 +560,11 @@ class Response(FetchResponse):
                 )
             self._js_response = body
             return
-        if web_socket is not None:
-            raise NotImplementedError("WebSocket responses are not supported by the local runtime")
         js_response = js.Response.__new__(js.Response)
+        if web_socket is not None:  # the client end of a WebSocketPair: a 101 upgrade
+            status = 101 if status is None else status
         js_response._init(body, None if status is None else int(status), status_text, headers)
+        js_response._web_socket = web_socket
         self._js_response = js_response
 
 
