@@ -466,6 +466,8 @@ def _api_bindings(
         )
     out = [{"type": "plain_text", "name": k, "text": v} for k, v in plain.items()] + out
     return out, do_classes, workflows
+
+
 def _dev_port() -> int:
     """``alchemy-nb dev --port N``: the port asked for (the first worker to ask gets it)."""
     text = os.environ.get("ALCHEMY_NB_DEV_PORT", "")
@@ -499,6 +501,8 @@ async def _dependencies(ctx: ResourceContext, props: WorkerProps) -> str | None:
             fix=exc.fix,
         ) from None
     return str(folder)
+
+
 def _assets_config(ctx: ResourceContext, assets: WorkerAssets) -> dict[str, Any]:
     directory = ctx.resolve_path(assets.directory)
     if not directory.is_dir():

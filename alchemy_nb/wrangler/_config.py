@@ -220,6 +220,7 @@ class WranglerEnv(_Model):
             for name in _binding_names(getattr(self, key)):
                 out[name] = key
         return out
+
     assets: Assets | None = None
     services: list[ServiceBinding] = []
     worker_loaders: list[WorkerLoaderBinding] = []

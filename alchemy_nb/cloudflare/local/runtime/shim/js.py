@@ -1599,6 +1599,8 @@ class HTMLRewriter:
     def new(cls, *args: Any, **kwargs: Any) -> HTMLRewriter:
         """``new HTMLRewriter()``."""
         return cls(*args, **kwargs)
+
+
 # --------------------------------------------------------------------------- WebSockets
 
 
