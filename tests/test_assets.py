@@ -377,7 +377,9 @@ def test_a_missing_assets_directory_is_a_clear_error_and_the_rest_still_deploys(
         assert get(line.split("serving ")[1].split()[0]).text == "api"  # the rest is served
         (tmp_path / "dist").mkdir()
         (tmp_path / "dist" / "index.html").write_text("<p>built</p>")
-        dev.wait_for(lambda: any("[site] site: serving" in line for line in dev.lines), "the fixed deploy")
+        dev.wait_for(
+            lambda: any("[site] site: serving" in line for line in dev.lines), "the fixed deploy"
+        )
 
 
 # --------------------------------------------------------------------------- wrangler mapping

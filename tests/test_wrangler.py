@@ -525,6 +525,8 @@ def test_dev_serves_a_wrangler_project_and_follows_edits(tmp_path: Path) -> None
         with DevSession(tmp_path) as dev:
             url = dev.wait_for_url()
             check_hello(url)
+            # an edit made before the watcher starts would not be seen
+            dev.wait_for(lambda: any("watching" in line for line in dev.lines), "the watcher")
             config = tmp_path / "wrangler.toml"
             config.write_text(config.read_text().replace('"Hello world!"', '"Hello again!"'))
             dev.wait_for(lambda: text(url) == "Hello again!", "the redeploy after a config edit")
