@@ -426,3 +426,20 @@ def test_import_alchemy_nb_does_not_load_the_display() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_which_progress_a_run_gets_and_how_to_quiet_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from alchemy_nb._repr import progress_reporter
+    from alchemy_nb.display._progress import Progress
+
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)  # as if in a kernel
+    monkeypatch.setattr(_switch, "in_kernel", lambda: True)
+    reporter = progress_reporter("up", "a", "dev")
+    assert isinstance(reporter, Progress) and reporter.mode == "notebook"
+    with display.quiet():
+        assert progress_reporter("up", "a", "dev") is None
+    display.enable(progress=False)
+    assert progress_reporter("up", "a", "dev") is None
+    display.enable(progress=True)
+    monkeypatch.setenv("ALCHEMY_NB_PROGRESS", "0")
+    assert progress_reporter("up", "a", "dev") is None
