@@ -443,3 +443,17 @@ def test_which_progress_a_run_gets_and_how_to_quiet_it(monkeypatch: pytest.Monke
     display.enable(progress=True)
     monkeypatch.setenv("ALCHEMY_NB_PROGRESS", "0")
     assert progress_reporter("up", "a", "dev") is None
+
+
+def test_a_widget_over_damaged_records_still_displays(tmp_path: Path) -> None:
+    p = pipeline_in(tmp_path / "promo")
+    run(p.deploy("staging"))
+    run(p.request_gate("prod"))
+    panel = run(display.approval_panel(p, "prod", actor="bob"))
+    stage_file = p.records.root / "stages" / "prod.json"
+    stage_file.parent.mkdir(parents=True, exist_ok=True)
+    stage_file.write_text("{not json")
+    bundle = panel._repr_mimebundle_()
+    assert "ApprovalPanel (shown in part)" in bundle["text/plain"]
+    assert "not valid JSON" in bundle["text/plain"] and WIDGET in bundle
+
