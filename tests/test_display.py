@@ -456,4 +456,3 @@ def test_a_widget_over_damaged_records_still_displays(tmp_path: Path) -> None:
     bundle = panel._repr_mimebundle_()
     assert "ApprovalPanel (shown in part)" in bundle["text/plain"]
     assert "not valid JSON" in bundle["text/plain"] and WIDGET in bundle
-
