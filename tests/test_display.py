@@ -426,3 +426,33 @@ def test_import_alchemy_nb_does_not_load_the_display() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_which_progress_a_run_gets_and_how_to_quiet_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from alchemy_nb._repr import progress_reporter
+    from alchemy_nb.display._progress import Progress
+
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)  # as if in a kernel
+    monkeypatch.setattr(_switch, "in_kernel", lambda: True)
+    reporter = progress_reporter("up", "a", "dev")
+    assert isinstance(reporter, Progress) and reporter.mode == "notebook"
+    with display.quiet():
+        assert progress_reporter("up", "a", "dev") is None
+    display.enable(progress=False)
+    assert progress_reporter("up", "a", "dev") is None
+    display.enable(progress=True)
+    monkeypatch.setenv("ALCHEMY_NB_PROGRESS", "0")
+    assert progress_reporter("up", "a", "dev") is None
+
+
+def test_a_widget_over_damaged_records_still_displays(tmp_path: Path) -> None:
+    p = pipeline_in(tmp_path / "promo")
+    run(p.deploy("staging"))
+    run(p.request_gate("prod"))
+    panel = run(display.approval_panel(p, "prod", actor="bob"))
+    stage_file = p.records.root / "stages" / "prod.json"
+    stage_file.parent.mkdir(parents=True, exist_ok=True)
+    stage_file.write_text("{not json")
+    bundle = panel._repr_mimebundle_()
+    assert "ApprovalPanel (shown in part)" in bundle["text/plain"]
+    assert "not valid JSON" in bundle["text/plain"] and WIDGET in bundle

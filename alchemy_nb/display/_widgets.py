@@ -17,7 +17,7 @@ import ipywidgets as w
 
 from ._bundle import static_bundle
 from ._doc import Cell, Doc, Table
-from ._views import doc_for, plan_view
+from ._views import broken, doc_for, plan_view
 
 __all__ = [
     "ApprovalPanel",
@@ -63,7 +63,11 @@ class _Shown(w.VBox):  # type: ignore[misc]
         raise NotImplementedError
 
     def static(self) -> dict[str, Any]:
-        return static_bundle(self, self.static_doc())
+        try:
+            doc = self.static_doc()
+        except Exception as exc:  # a display never raises: say what is wrong instead
+            doc = broken(self, exc)
+        return static_bundle(self, doc)
 
     def widget_bundle(self) -> dict[str, Any]:
         data = super()._repr_mimebundle_()
@@ -244,7 +248,6 @@ class ApprovalPanel(_Shown):
         self.decision = ""
         self.refused: list[str] = []
         self.header = w.HTML()
-        self.conditions_html = w.HTML()
         self.diff = w.HTML(plan_view(plan).html())
         self.actor = w.Text(value=actor, description="as")
         self.comment = w.Textarea(
@@ -258,7 +261,6 @@ class ApprovalPanel(_Shown):
         super().__init__(
             [
                 self.header,
-                self.conditions_html,
                 self.diff,
                 self.actor,
                 self.comment,
@@ -317,10 +319,11 @@ class ApprovalPanel(_Shown):
     def static_doc(self) -> Doc | None:
         rel = self.release
         gate = self.gate()
+        conditions = self.conditions()
         rows: list[list[Cell]] = [
-            [("met", "ok") if met else ("unmet", "bad"), text] for text, met in self.conditions()
+            [("met", "ok") if met else ("unmet", "bad"), text] for text, met in conditions
         ]
-        ready = all(met for _, met in self.conditions())
+        ready = all(met for _, met in conditions)
         facts = [
             ("release", str(rel["id"])[:12]),
             ("author", str(rel.get("author") or "-")),
@@ -345,7 +348,7 @@ class ApprovalPanel(_Shown):
                 "stage": self.stage,
                 "release": rel["id"],
                 "gate": dict(gate) if gate else None,
-                "conditions": [{"condition": t, "met": m} for t, m in self.conditions()],
+                "conditions": [{"condition": t, "met": m} for t, m in conditions],
                 "plan": self.plan.to_json(),
                 "decision": self.decision or None,
             },
@@ -357,7 +360,6 @@ class ApprovalPanel(_Shown):
         assert doc is not None
         head = Doc(doc.kind, doc.title, doc.summary, doc.tone, doc.facts, doc.tables[:1])
         self.header.value = head.html()
-        self.conditions_html.value = ""
         if self.refused:
             items = "".join(f"<li>{escape(u)}</li>" for u in self.refused)
             self.status.value = (
