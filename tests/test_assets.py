@@ -142,6 +142,9 @@ def test_paths_never_leave_the_folder_or_show_config_files(site: Path) -> None:
     assert outcome(server, "/../secret.txt") is None
     assert outcome(server, "/docs/../../secret.txt") is None
     assert outcome(server, "/_headers") is None
+    (site / ".git").mkdir()
+    (site / ".git" / "config").write_text("[core]")
+    assert outcome(server, "/.git/config") is None
 
 
 def test_assetsignore_hides_files_as_wrangler_does(site: Path) -> None:
