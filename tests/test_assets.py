@@ -142,6 +142,9 @@ def test_paths_never_leave_the_folder_or_show_config_files(site: Path) -> None:
     assert outcome(server, "/../secret.txt") is None
     assert outcome(server, "/docs/../../secret.txt") is None
     assert outcome(server, "/_headers") is None
+    (site / ".git").mkdir()
+    (site / ".git" / "config").write_text("[core]")
+    assert outcome(server, "/.git/config") is None
 
 
 def test_assetsignore_hides_files_as_wrangler_does(site: Path) -> None:
@@ -375,7 +378,8 @@ def test_a_missing_assets_directory_is_a_clear_error_and_the_rest_still_deploys(
         ) in text
         line = next(line for line in dev.lines if "[api] api: serving" in line)
         assert get(line.split("serving ")[1].split()[0]).text == "api"  # the rest is served
-        (tmp_path / "dist").mkdir()
+        dev.wait_for(lambda: any("watching" in line for line in dev.lines), "the watcher")
+        (tmp_path / "dist").mkdir()  # built now: the next deploy serves the site
         (tmp_path / "dist" / "index.html").write_text("<p>built</p>")
         dev.wait_for(
             lambda: any("[site] site: serving" in line for line in dev.lines), "the fixed deploy"

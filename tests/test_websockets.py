@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import DevSession
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 PROJECTS = Path(__file__).resolve().parent / "projects"
@@ -63,6 +63,12 @@ def test_messages_reach_everyone_in_the_room_and_leaving_is_announced(
         assert status["count"] == 2  # the ping was not counted
         bob.close(code=4001, reason="gone fishing")  # webSocketClose sees code and reason
         assert received(ann) == {"left": "bob", "code": 4001, "reason": "gone fishing"}
+    with connect(ws_url(url) + "/rooms/lobby/ws?name=cy") as cy:
+        cy.send("/quit")
+        with pytest.raises(ConnectionClosed) as closed:
+            cy.recv(timeout=10)
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4000, "bye cy")
+    assert httpx.get(url + "/rooms/lobby/status", timeout=10).json()["online"] == []
     other = httpx.get(url + "/rooms/other/status", timeout=10).json()
     assert other == {"count": 0, "fired": [], "alarm": None, "online": []}  # rooms are apart
 

@@ -42,8 +42,8 @@ from ._env import BindingContext, register_binding_type
 __all__ = ["AssetServer", "AssetsBinding", "content_type"]
 
 CACHE_CONTROL = "public, max-age=0, must-revalidate"
-_IGNORED_PARTS = frozenset({".assetsignore", "_headers", "_redirects", ".DS_Store", ".git"})
-_IGNORED_PARTS_ANYWHERE = frozenset({"node_modules", ".wrangler"})
+_IGNORED_PARTS = frozenset({".assetsignore", "_headers", "_redirects", ".DS_Store"})
+_IGNORED_PARTS_ANYWHERE = frozenset({"node_modules", ".wrangler", ".git"})
 
 # The types Cloudflare's asset worker gives (the ``mime`` package, version 4), where
 # Python's own table differs or lacks the extension.
@@ -84,7 +84,7 @@ _TYPES = {
     ".yaml": "application/yaml",
     ".yml": "application/yaml",
     ".toml": "application/toml",
-    ".txt.gz": "application/gzip",
+    ".gz": "application/gzip",
 }
 _PYTHON_TYPES = mimetypes.MimeTypes(filenames=())  # the built-in table, not /etc/mime.types
 

@@ -165,6 +165,7 @@ class WebSocket:
             self._peer._deliver(
                 _Event("close", code=1000 if code is None else code, reason=reason or "")
             )
+        self._events.put_nowait(_Event("_stop"))  # this end is done: its consumer ends
 
     def serializeAttachment(self, value: Any) -> None:
         """Keep a copy of ``value`` with this WebSocket (survives hibernation)."""
@@ -193,6 +194,8 @@ class WebSocket:
     async def _dispatch_to_listeners(self) -> None:
         while True:
             event = await self._events.get()
+            if event.type == "_stop":
+                return
             for listener in list(self._listeners.get(event.type, [])):
                 try:
                     await _call(listener, event)
@@ -209,6 +212,8 @@ class WebSocket:
         async def pump() -> None:
             while True:
                 event = await self._events.get()
+                if event.type == "_stop":
+                    return
                 try:
                     await run(event)
                 except Exception as exc:
@@ -315,6 +320,7 @@ class Hibernation:
         ws._hibernate_into(run, list(tags or []))
 
     def sockets(self, tag: str | None = None) -> list[WebSocket]:
+        self._sockets = [ws for ws in self._sockets if ws.readyState != WebSocket.CLOSED]
         return [
             ws
             for ws in self._sockets

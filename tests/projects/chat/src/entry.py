@@ -24,6 +24,9 @@ class ChatRoom(DurableObject):
         if not isinstance(message, str):  # binary frames come back reversed, to the sender
             ws.send(bytes(message)[::-1])
             return
+        if message == "/quit":  # the server ends the connection
+            ws.close(4000, f"bye {who}")
+            return
         count = (await self.ctx.storage.get("count") or 0) + 1
         await self.ctx.storage.put("count", count)
         for other in self.ctx.getWebSockets():
