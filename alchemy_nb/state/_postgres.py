@@ -163,6 +163,9 @@ class PostgresStore(SQLStore):
                     self.close()  # a broken connection: the next call opens a new one
                 raise self._error(exc) from exc
 
+    def _has_table(self, tx: Tx, name: str) -> bool:
+        return bool(tx.rows("SELECT to_regclass(?)", name)[0][0])
+
     def _exclusive(self, tx: Tx, name: str) -> None:
         tx.run("SELECT pg_advisory_xact_lock(?)", advisory_key(name))
 
