@@ -47,13 +47,21 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="copy the app's state (one --stage or all) from --state to --to; the ledger "
         "chain is verified on both sides",
+        description="Copy the app's resources, releases, stage histories, gates and ledger "
+        "from the --state store to the --to store: every stage with state, or only --stage. "
+        "Nothing is written unless the source's ledger verifies and the target holds no "
+        "different state (--force overwrites it).",
     )
     mg.add_argument("--to", required=True, metavar="URL", help="the store to copy into")
     mg.add_argument(
         "--force", action="store_true", help="overwrite different state the target holds"
     )
     ex = ssub.add_parser(
-        "export", parents=[common], help="the app's state (one --stage or all) as JSON"
+        "export",
+        parents=[common],
+        help="the app's state (one --stage or all) as JSON",
+        description="Write the app's state as one readable JSON document: every stage with "
+        "state, or only --stage; secrets stay sealed.",
     )
     ex.add_argument("--output", "-o", metavar="FILE", help="write to FILE (default: stdout)")
 

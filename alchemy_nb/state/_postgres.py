@@ -108,7 +108,8 @@ class PostgresStore(SQLStore):
         try:
             conn = psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout)
         except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            reason = _without_password("; ".join(lines) or type(exc).__name__, self.url)
             raise StateError(
                 f"cannot connect to the PostgreSQL state store: {reason}",
                 where=self.location,
@@ -162,6 +163,9 @@ class PostgresStore(SQLStore):
                 if isinstance(exc, psycopg.OperationalError):
                     self.close()  # a broken connection: the next call opens a new one
                 raise self._error(exc) from exc
+
+    def _has_table(self, tx: Tx, name: str) -> bool:
+        return bool(tx.rows("SELECT to_regclass(?)", name)[0][0])
 
     def _exclusive(self, tx: Tx, name: str) -> None:
         tx.run("SELECT pg_advisory_xact_lock(?)", advisory_key(name))
@@ -261,6 +265,14 @@ class PostgresStore(SQLStore):
 def _unknown_holder(app: str, stage: str) -> LockInfo:
     """The holder of a lock taken an instant ago, before it wrote its name."""
     return LockInfo("unknown", app, stage, "unknown", "unknown", "unknown", 0, "", time.time())
+
+
+def _without_password(text: str, url: str) -> str:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return text
+    return text.replace(password, "***") if password else text
 
 
 def _close_all(sessions: list[Any]) -> None:

@@ -109,8 +109,16 @@ class SQLStore:
         return not info.holder_is_dead()
 
     # ------------------------------------------------------------------ schema
+    def _has_table(self, tx: Tx, name: str) -> bool:
+        return bool(tx.rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name))
+
     def _ensure_schema(self, upto: int = SCHEMA_VERSION) -> None:
-        with self._transaction() as tx:
+        with self._transaction(write=False) as tx:  # the usual case: current, no lock needed
+            if self._has_table(tx, "alchemy_schema"):
+                found = tx.rows("SELECT version FROM alchemy_schema")
+                if found and int(found[0][0]) == upto:
+                    return
+        with self._transaction() as tx:  # create or migrate, one opener at a time
             self._exclusive(tx, "schema")
             tx.run("CREATE TABLE IF NOT EXISTS alchemy_schema (version INTEGER NOT NULL)")
             found = tx.rows("SELECT version FROM alchemy_schema")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -286,6 +287,9 @@ def test_releases_and_gates_live_in_the_store(store_url: str, tmp_path: Path) ->
     with pytest.raises(GateError, match="0 of 1 required approvals"):
         run(pipeline.promote("prod", actor="alice"))
     run(pipeline.approve("prod", staged.release, actor="bob"))
+    # another machine (a CI runner) has only the store: the release's files come from it
+    shutil.rmtree(tmp_path / ".alchemy/shop/promotion/trees")
+    (tmp_path / "alchemy_run.py").write_text(PROGRAM.replace("v1", "v2-not-released"))
     promoted = run(pipeline.promote("prod", actor="alice"))
     assert promoted.release == staged.release
     assert (tmp_path / "out/prod.txt").read_text() == "v1"
