@@ -33,7 +33,7 @@ import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -530,12 +530,14 @@ class FakeCloudflare:
             raise _Fail(400, 10016, f"invalid script name {name!r}")
         if len(body) > self.max_script_bytes:
             raise _Fail(
-                413 if False else 400,
+                400,
                 10027,
                 f"Your Worker exceeded the size limit of {self.max_script_bytes // 1024} KiB",
             )
         metadata, modules = await _parse_upload(request, body)
-        errors = sorted(_metadata_validator().iter_errors(metadata), key=lambda e: list(e.path))
+        errors = sorted(
+            _metadata_validator().iter_errors(metadata), key=lambda e: [str(p) for p in e.path]
+        )
         if errors:
             where = "/".join(str(p) for p in errors[0].path) or "(metadata)"
             self.violations.append(f"upload metadata of {name}: {where}: {errors[0].message}")
@@ -968,6 +970,3 @@ def _explain(exc: BaseException) -> str:
         cause = cause.__cause__ or cause.__context__
         seen += 1
     return " <- ".join(p for p in parts if p)
-
-
-Handler = Callable[..., Awaitable[Any] | Any]
