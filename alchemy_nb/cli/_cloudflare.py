@@ -18,6 +18,8 @@ __all__ = [
     "add_options",
     "add_refresh",
     "apply_options",
+    "drift_json",
+    "print_drift",
     "refresh",
     "run_command",
 ]
@@ -73,6 +75,25 @@ def refresh(app: Any, stage: str) -> list[Any]:
 
     drift: list[Any] = asyncio.run(detect_drift(app, stage))
     return drift
+
+
+def drift_json(drift: list[Any] | None) -> dict[str, Any]:
+    """``{"drift": [...]}`` for ``plan --refresh --json``; nothing without ``--refresh``."""
+    return {} if drift is None else {"drift": [d.to_json() for d in drift]}
+
+
+def print_drift(drift: list[Any] | None, target: str) -> None:
+    """The drift lines under a plan."""
+    if drift is None:
+        return
+    if target != "cloudflare":
+        print(
+            f"  (--refresh reads live resources of cloudflare-target stages; this one is {target})"
+        )
+    elif not drift:
+        print("  no drift: the live resources match state")
+    for d in drift:
+        print(f"  drift: {d.describe()}")
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:

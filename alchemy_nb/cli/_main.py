@@ -349,15 +349,12 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
         if args.out:
             plan.save(args.out)
             out.log(f"plan saved to {args.out} (digest {plan.digest})")
-        drift = _cloudflare.refresh(app, stage) if args.refresh else []
+        drift = _cloudflare.refresh(app, stage) if args.refresh else None
         if out.json:
-            out.emit({"ok": True, **plan.to_json(), "drift": [d.to_json() for d in drift]})
+            out.emit({"ok": True, **plan.to_json(), **_cloudflare.drift_json(drift)})
         else:
             print(plan.render_text())
-            for d in drift if args.refresh else ():
-                print(f"  drift: {d.describe()}")
-            if args.refresh and not drift:
-                print("  no drift: the live resources match state")
+            _cloudflare.print_drift(drift, app.settings(stage).target)
         return 0
     if args.command == "deploy" and args.auto:
         return _deploy_auto(app, args, out, password, concurrency)

@@ -279,3 +279,27 @@ def test_retry_after_sets_the_wait(fake: FakeCloudflare) -> None:
     assert c._delay(1, 600.0) <= 60.0 + 0.5 / 4  # within reason
     assert c._delay(4, None) <= 0.5 * 2**3  # exponential backoff, with jitter below it
     run(c.aclose())
+
+
+def test_mock_cloudflare_points_the_environment_at_the_fake_and_restores_it(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import alchemy_nb
+    from alchemy_nb.cloudflare import R2Bucket
+    from alchemy_nb.testing.cloudflare import mock_cloudflare
+
+    env.setenv("CLOUDFLARE_API_TOKEN", "the-real-one")
+    app = alchemy_nb.App("mocked", root=tmp_path, target="cloudflare")
+
+    @app.program
+    def infra(stage: object) -> None:
+        R2Bucket("files")
+
+    with mock_cloudflare() as fake:
+        assert os.environ["CLOUDFLARE_API_BASE_URL"] == fake.base_url
+        run(app.deploy("prod"))
+        assert set(fake.r2) == {"mocked-files-prod"}
+        run(app.destroy("prod"))
+        assert fake.violations == []
+    assert os.environ["CLOUDFLARE_API_TOKEN"] == "the-real-one"
+    assert "CLOUDFLARE_API_BASE_URL" not in os.environ

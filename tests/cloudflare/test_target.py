@@ -226,6 +226,11 @@ def test_a_bad_token_is_one_clear_message_without_retries(
     assert "wrong-token" not in message
     assert fake.requests <= 4  # the first answers stop the rest: no retry storm
     assert fake.kv == {}
+    assert len(info.value.failures) == 30  # each named, with Cloudflare's code
+    assert all(
+        f"kvs/prod/{name.rsplit('/', 1)[-1]}" in str(e) and "10000" in str(e)
+        for name, e in info.value.failures.items()
+    )
 
 
 def test_an_unknown_account_is_named(

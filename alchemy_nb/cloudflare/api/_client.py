@@ -297,7 +297,7 @@ class CloudflareClient:
         import httpx
 
         if self._shared.auth_error is not None:
-            raise self._shared.auth_error
+            raise self._auth_failed(where)
         attempt = 0
         lost = False  # an attempt whose outcome is unknown (no answer, or a 5xx)
         while True:
@@ -306,7 +306,7 @@ class CloudflareClient:
             try:
                 async with self._shared.slots:
                     if self._shared.auth_error is not None:  # learnt while this one waited
-                        raise self._shared.auth_error
+                        raise self._auth_failed(where)
                     self._shared.requests += 1
                     response = await self._http.request(
                         method, path, json=json, params=params, files=files
@@ -337,6 +337,19 @@ class CloudflareClient:
             error = self._error(method, path, status, body, where, attempt)
             error.retried = lost
             raise error
+
+    def _auth_failed(self, where: str | None) -> CloudflareError:
+        """The rejected token's error, for this call (sent no request)."""
+        first = self._shared.auth_error
+        assert first is not None
+        return CloudflareError(
+            first.what,
+            status=first.status,
+            code=first.code,
+            message=first.message,
+            where=where,
+            fix=first.fix,
+        )
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

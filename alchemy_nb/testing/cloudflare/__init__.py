@@ -16,11 +16,13 @@ Example::
         assert fake.scripts["myapp-api-prod"].bindings["DB"]["type"] == "d1"
         assert not fake.violations
 
-From a shell: ``python -m alchemy_nb.testing.cloudflare --port 0`` prints its base URL.
+``mock_cloudflare()`` does the same with the environment set for you (like moto's
+``mock_aws``). From a shell: ``python -m alchemy_nb.testing.cloudflare --port 0`` prints
+its base URL.
 """
 
 from __future__ import annotations
 
-from ._fake import FakeCloudflare, FakeScript
+from ._fake import FakeCloudflare, FakeScript, mock_cloudflare
 
-__all__ = ["FakeCloudflare", "FakeScript"]
+__all__ = ["FakeCloudflare", "FakeScript", "mock_cloudflare"]

@@ -28,19 +28,21 @@ import ast
 import asyncio
 import hashlib
 import json
+import os
 import random
 import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FakeCloudflare", "FakeScript"]
+__all__ = ["FakeCloudflare", "FakeScript", "mock_cloudflare"]
 
 SPEC_PATH = Path(__file__).with_name("openapi.json")
 _HOST = "http://fake.invalid"
@@ -242,6 +244,14 @@ class FakeCloudflare:
                 Route("/{path:path}", self._handle, methods=methods),
             ]
         )
+
+    def environ(self) -> dict[str, str]:
+        """The variables that point the Cloudflare target at this fake."""
+        return {
+            "CLOUDFLARE_API_BASE_URL": self.base_url,
+            "CLOUDFLARE_API_TOKEN": self.token,
+            "CLOUDFLARE_ACCOUNT_ID": self.account_id,
+        }
 
     def start(self) -> FakeCloudflare:
         """Serve in a background thread until :meth:`stop`; returns self."""
@@ -530,12 +540,14 @@ class FakeCloudflare:
             raise _Fail(400, 10016, f"invalid script name {name!r}")
         if len(body) > self.max_script_bytes:
             raise _Fail(
-                413 if False else 400,
+                400,
                 10027,
                 f"Your Worker exceeded the size limit of {self.max_script_bytes // 1024} KiB",
             )
         metadata, modules = await _parse_upload(request, body)
-        errors = sorted(_metadata_validator().iter_errors(metadata), key=lambda e: list(e.path))
+        errors = sorted(
+            _metadata_validator().iter_errors(metadata), key=lambda e: [str(p) for p in e.path]
+        )
         if errors:
             where = "/".join(str(p) for p in errors[0].path) or "(metadata)"
             self.violations.append(f"upload metadata of {name}: {where}: {errors[0].message}")
@@ -850,6 +862,34 @@ class FakeCloudflare:
         return 200, _ok({"status": "ok", "success": True})
 
 
+@contextmanager
+def mock_cloudflare(**options: Any) -> Iterator[FakeCloudflare]:
+    """Run a :class:`FakeCloudflare` (``options`` as its constructor takes them) with
+    this process's environment pointing the Cloudflare target at it; both are restored
+    on exit. Like moto's ``mock_aws``, for code that reads credentials from the
+    environment.
+
+    Example::
+
+        with mock_cloudflare(latency=0.01) as fake:
+            asyncio.run(app.deploy("prod"))
+            assert fake.scripts and not fake.violations
+    """
+    fake = FakeCloudflare(**options)
+    with fake:
+        saved = {k: os.environ.get(k) for k in (*fake.environ(), "CLOUDFLARE_PROFILE")}
+        os.environ.update(fake.environ())
+        os.environ.pop("CLOUDFLARE_PROFILE", None)
+        try:
+            yield fake
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
 def d1_execute(
     conn: sqlite3.Connection, sql: str, params: list[Any] | None
 ) -> list[dict[str, Any]]:
@@ -968,6 +1008,3 @@ def _explain(exc: BaseException) -> str:
         cause = cause.__cause__ or cause.__context__
         seen += 1
     return " <- ".join(p for p in parts if p)
-
-
-Handler = Callable[..., Awaitable[Any] | Any]
