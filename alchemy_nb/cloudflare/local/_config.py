@@ -109,3 +109,5 @@ class WorkerConfig(TypedDict):
     queue_consumers: NotRequired[list[QueueBinding]]  # the queues this worker consumes
     crons: NotRequired[list[str]]
     site_packages: NotRequired[str]  # the worker's own dependencies (see _deps.py)
+    python: NotRequired[str]  # another interpreter than alchemy-nb's (requires-python)
+    python_path: NotRequired[list[str]]  # its PYTHONPATH: alchemy-nb's code, the deps

@@ -244,9 +244,10 @@ class Supervisor:
         self, managed: Managed, config: str
     ) -> tuple[asyncio.subprocess.Process | None, str]:
         """Start a process for ``config`` on the worker's socket and wait until it is ready."""
+        python, path = _interpreter(config)
         read_fd, write_fd = os.pipe()
         offset = managed.log.stat().st_size if managed.log.exists() else 0
-        proc = self.hand_over(managed, config, write_fd)
+        proc = None if python != sys.executable else self.hand_over(managed, config, write_fd)
         if proc is not None:
             os.close(write_fd)
             self.warm()
@@ -258,8 +259,11 @@ class Supervisor:
                 "ALCHEMY_NB_READY_FD": str(write_fd),
                 "PYTHONUNBUFFERED": "1",
             }
+            if path:
+                env["PYTHONPATH"] = os.pathsep.join(path)
+                env["PYTHONNOUSERSITE"] = "1"
             proc = await asyncio.create_subprocess_exec(
-                sys.executable,
+                python,
                 "-m",
                 "alchemy_nb.cloudflare.local._host",
                 config,
@@ -349,6 +353,16 @@ class Supervisor:
         path = self.serving_file(managed.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_private(path, json.dumps(data))
+
+
+def _interpreter(config: str) -> tuple[str, list[str]]:
+    """The Python a worker's config asks for (default: ours) and its PYTHONPATH."""
+    try:
+        with open(config) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return sys.executable, []
+    return str(data.get("python") or sys.executable), list(data.get("python_path") or [])
 
 
 def _listen(port: int) -> tuple[socket.socket, int, str]:
