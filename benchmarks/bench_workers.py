@@ -152,6 +152,9 @@ class Uvicorn:
             stdin=subprocess.DEVNULL,
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
+            # a session of its own, as alchemy-nb's worker processes and Miniflare have: on
+            # a kernel with scheduler autogroups each session gets its own share of the CPU
+            start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + 30
         while True:

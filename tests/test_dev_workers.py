@@ -191,6 +191,36 @@ def test_workflow_status_polled_while_its_steps_run(tmp_path: Path) -> None:
         assert seen[-1] == b'{"status":"complete","output":{"total":6}}'
 
 
+def _newer_python() -> str | None:
+    from alchemy_nb.cloudflare.local._deps import installed_pythons
+
+    for python in installed_pythons():
+        if tuple(int(p) for p in python.version.split(".")[:2]) >= (3, 12):
+            return python.version
+    return None
+
+
+NEWER_PYTHON = _newer_python() if sys.version_info < (3, 12) else None
+
+
+@pytest.mark.skipif(NEWER_PYTHON is None, reason="needs an installed CPython >= 3.12")
+def test_django_orm_over_d1_with_django_cf_on_the_python_it_asks_for(tmp_path: Path) -> None:
+    with DevServer(copy_example(tmp_path, "django-orm"), timeout=600) as dev:
+        assert any(f"it runs on Python {NEWER_PYTHON}" in line for line in dev.output)
+        first = httpx.post(f"{dev.url}/posts", json={"title": "Hello", "published": True})
+        assert (first.status_code, first.content) == (201, b'{"id": 1}')
+        second = httpx.post(f"{dev.url}/posts", json={"title": "Draft"})
+        assert second.json() == {"id": 2}
+        listed = httpx.get(f"{dev.url}/posts")
+        assert listed.json() == {
+            "posts": [
+                {"id": 1, "title": "Hello", "published": True},
+                {"id": 2, "title": "Draft", "published": False},
+            ]
+        }
+        assert httpx.get(f"{dev.url}/posts/published").json() == {"count": 1}
+
+
 # --------------------------------------------------------------------------- dependencies
 
 

@@ -55,23 +55,30 @@ async def _dev(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:
     tail = asyncio.create_task(_stream_logs(folder / "logs"))
     # the stage's supervisor starts while the deploy computes its plan
     early = asyncio.create_task(request(folder, {"op": "ping"}))
+    # watching starts before the first deploy, so no edit made after it is missed
+    changes: asyncio.Queue[set[Any]] = asyncio.Queue()
+    watcher = asyncio.create_task(_watch(app.root, changes))
     announced: set[str] = set()
     try:
         await _deploy(app, stage, args, out, announced)
         with contextlib.suppress(Exception):
             await early
-        from watchfiles import awatch
-
         out.log(f"watching {app.root} for changes; Ctrl-C to stop")
-        async for changes in awatch(app.root, watch_filter=_relevant, debounce=200):
-            names = sorted({Path(p).name for _, p in changes})
+        while True:
+            batch = asyncio.ensure_future(changes.get())
+            await asyncio.wait({batch, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if not batch.done():
+                batch.cancel()
+                watcher.result()  # the watcher failed: say why
+                return 1
+            names = sorted({Path(p).name for _, p in batch.result()})
             out.log(f"changed: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}")
             await _deploy(app, stage, args, out, announced)
     finally:
         tail.cancel()
+        watcher.cancel()
         await _stop(folder)
         out.log("stopped the stage's workers (state and data are kept)")
-    return 0
 
 
 async def _deploy(
@@ -111,6 +118,13 @@ def _announce(folder: Path, announced: set[str]) -> None:
         suffix = f" ({name})" if len(names) > 1 else ""
         sys.stdout.write(f"Ready on {url}{suffix}\n")
         sys.stdout.flush()
+
+
+async def _watch(root: Path, changes: asyncio.Queue[set[Any]]) -> None:
+    from watchfiles import awatch
+
+    async for batch in awatch(root, watch_filter=_relevant, debounce=200):
+        changes.put_nowait(batch)
 
 
 def _relevant(change: Any, path: str) -> bool:

@@ -275,9 +275,7 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
             ],
             "rpc_token": token,
         }
-        site_packages = await _dependencies(ctx, props)
-        if site_packages is not None:
-            config["site_packages"] = site_packages
+        config.update(await _dependencies(ctx, props))
         if props.assets is not None:
             config["assets"] = _assets_config(ctx, props.assets)
             if props.assets.binding:
@@ -474,33 +472,43 @@ def _dev_port() -> int:
     return int(text) if text.isdigit() else 0
 
 
-async def _dependencies(ctx: ResourceContext, props: WorkerProps) -> str | None:
-    """The folder of the worker's own dependencies (installed on first use), if it has any."""
+async def _dependencies(ctx: ResourceContext, props: WorkerProps) -> dict[str, Any]:
+    """The worker's own dependencies (installed on first use) and the Python it runs on:
+    what goes into its config (nothing when it declares no dependencies)."""
     import asyncio
 
-    from .local._deps import ensure_environment, find_dependencies
+    from .local._deps import choose_python, ensure_environment, find_dependencies
 
     deps = find_dependencies(ctx.resolve_path(props.entry), ctx.root)
     if deps is None:
-        return None
+        return {}
 
     def note(text: str) -> None:
         if ctx.log is not None:
             ctx.log("resource.note", id=ctx.id, kind=ctx.kind, note=text)
 
-    mismatch = deps.python_mismatch()
-    if mismatch:
-        note(mismatch)
-
+    python, said = await asyncio.to_thread(choose_python, deps)
+    if said:
+        note(said)
     try:
-        folder = await asyncio.to_thread(ensure_environment, deps, log=note)
+        folder = await asyncio.to_thread(ensure_environment, deps, log=note, python=python)
     except ProviderError as exc:
         raise ProviderError(
             f"worker {ctx.id!r}: {exc.what}",
             where=f"{ctx.fqn} ({ctx.kind}), {exc.where}",
             fix=exc.fix,
         ) from None
-    return str(folder)
+    out: dict[str, Any] = {"site_packages": str(folder)}
+    if python.foreign:  # alchemy-nb's code, importable by the other Python
+        link = local_dir(ctx, "runtime", "alchemy_nb")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        package = Path(__file__).resolve().parent.parent
+        if not link.is_symlink() or link.resolve() != package:
+            link.unlink(missing_ok=True)
+            link.symlink_to(package, target_is_directory=True)
+        out["python"] = python.executable
+        out["python_path"] = [str(link.parent), str(folder)]
+    return out
 
 
 def _assets_config(ctx: ResourceContext, assets: WorkerAssets) -> dict[str, Any]:

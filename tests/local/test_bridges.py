@@ -219,3 +219,32 @@ def test_a_worker_module_named_like_a_runtime_module_is_refused(
     entry = write_worker(tmp_path, "x = 1\n", name=f"{module}.py")
     with pytest.raises(WorkerLoadError, match=f"module named '{module}'"):
         create_app(worker_config(entry))
+
+
+def test_d1_rows_answer_dict_methods_too(tmp_path: Path) -> None:
+    source = """
+        from workers import Response, WorkerEntrypoint
+
+        class Default(WorkerEntrypoint):
+            async def fetch(self, request):
+                res = await self.env.DB.prepare("SELECT 1 AS id, 'a' AS name").all()
+                row = res["results"][0]
+                return Response.json({
+                    "values": list(row.values()), "keys": list(row), "len": len(row),
+                    "items": dict(row.items()), "get": [row.get("name"), row.get("x", 5)],
+                    "attr": row.name, "last": res["meta"]["last_row_id"],
+                })
+    """
+
+    async def check(app: Any, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/")).json() == {
+            "values": [1, "a"],
+            "keys": ["id", "name"],
+            "len": 2,
+            "items": {"id": 1, "name": "a"},
+            "get": ["a", 5],
+            "attr": "a",
+            "last": 0,
+        }
+
+    exercise(tmp_path, source, check, {"DB": d1(tmp_path)})

@@ -137,3 +137,5 @@ class WorkerConfig(TypedDict):
     site_packages: NotRequired[str]  # the worker's own dependencies (see _deps.py)
     assets: NotRequired[AssetsConfig]  # static assets served before (or after) the worker
     rpc_token: NotRequired[str]  # what service-binding RPC calls to this worker must carry
+    python: NotRequired[str]  # another interpreter than alchemy-nb's (requires-python)
+    python_path: NotRequired[list[str]]  # its PYTHONPATH: alchemy-nb's code, the deps

@@ -40,7 +40,16 @@ from pathlib import Path
 
 from ...errors import ConfigError, ProviderError
 
-__all__ = ["Dependencies", "cache_root", "ensure_environment", "find_dependencies"]
+__all__ = [
+    "HOST_REQUIREMENTS",
+    "Dependencies",
+    "WorkerPython",
+    "cache_root",
+    "choose_python",
+    "ensure_environment",
+    "find_dependencies",
+    "installed_pythons",
+]
 
 LOCK_FILES = ("uv.lock", "pylock.toml", "requirements.lock")
 COMPLETE = ".alchemy-nb-complete"
@@ -73,14 +82,98 @@ class Dependencies:
             f"local target runs it on Python {running}, the Python alchemy-nb runs on"
         )
 
-    def digest(self) -> str:
+    def accepts(self, version: str) -> bool:
+        """Whether ``requires-python`` accepts ``version`` (``"3.12.1"``)."""
+        if not self.requires_python:
+            return True
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+        try:
+            return SpecifierSet(self.requires_python).contains(version, prereleases=True)
+        except InvalidSpecifier:
+            return True
+
+    def digest(self, python: WorkerPython | None = None) -> str:
         """The hash naming the environment (requirements, lock, Python version)."""
         h = hashlib.sha256()
         h.update(json.dumps(sorted(self.requirements)).encode())
         if self.lock is not None:
             h.update(self.lock.read_bytes())
         h.update(f"{sys.implementation.cache_tag}-{sys.platform}".encode())
+        if python is not None and python.foreign:
+            h.update(f"{python.executable}-{python.version}-{HOST_REQUIREMENTS}".encode())
         return h.hexdigest()[:32]
+
+
+HOST_REQUIREMENTS = ("uvicorn[standard]>=0.30", "httpx>=0.27")
+"""What a worker process needs besides alchemy-nb's own code, when it runs on another
+Python than alchemy-nb's (installed into the worker's environment then)."""
+
+
+@dataclass(frozen=True)
+class WorkerPython:
+    """The interpreter a worker runs on: alchemy-nb's own, or another installed CPython
+    that its ``requires-python`` asks for."""
+
+    executable: str
+    version: str  # "3.12.1"
+    foreign: bool = False
+
+
+def installed_pythons() -> list[WorkerPython]:
+    """The CPython 3 interpreters found on PATH (``python3.N``) and under pyenv."""
+    import glob
+    import shutil
+
+    candidates: list[str] = []
+    pyenv = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    for minor in range(10, 16):
+        found = shutil.which(f"python3.{minor}")
+        if found:
+            candidates.append(found)
+        candidates += sorted(glob.glob(f"{pyenv}/versions/3.{minor}.*/bin/python3.{minor}"))
+    out: list[WorkerPython] = []
+    seen: set[str] = set()
+    for exe in candidates:
+        real = os.path.realpath(exe)
+        if real in seen:
+            continue
+        seen.add(real)
+        try:
+            done = subprocess.run(
+                [exe, "-c", "import sys; print('.'.join(map(str, sys.version_info[:3])))"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0 and done.stdout.strip():
+            out.append(WorkerPython(exe, done.stdout.strip(), foreign=True))
+    return out
+
+
+def choose_python(deps: Dependencies) -> tuple[WorkerPython, str | None]:
+    """The interpreter for the worker: alchemy-nb's own when ``requires-python`` accepts
+    it, else the oldest installed CPython that it accepts; with a note saying which."""
+    running = ".".join(map(str, sys.version_info[:3]))
+    own = WorkerPython(sys.executable, running)
+    if deps.accepts(running):
+        return own, None
+    fitting = [p for p in installed_pythons() if deps.accepts(p.version)]
+    if not fitting:
+        note = deps.python_mismatch()
+        return own, f"{note} (no installed CPython matches)" if note else None
+
+    def order(python: WorkerPython) -> tuple[int, ...]:
+        return tuple(int(part) for part in python.version.split(".") if part.isdigit())
+
+    chosen = min(fitting, key=order)
+    return chosen, (
+        f"the worker asks for Python {deps.requires_python} ({deps.source.name}): it runs on "
+        f"Python {chosen.version} ({chosen.executable})"
+    )
 
 
 def cache_root() -> Path:
@@ -156,17 +249,23 @@ def _from_requirements(path: Path) -> Dependencies:
     return Dependencies(path, tuple(lines), _lock_beside(path))
 
 
-def ensure_environment(deps: Dependencies, *, log: Callable[[str], None] | None = None) -> Path:
+def ensure_environment(
+    deps: Dependencies,
+    *,
+    log: Callable[[str], None] | None = None,
+    python: WorkerPython | None = None,
+) -> Path:
     """The folder holding ``deps`` installed (made with pip on first use, then reused).
 
     Raises :class:`~alchemy_nb.errors.ProviderError` with pip's own error when the
     installation fails; nothing is left behind then.
     """
     root = cache_root()
-    target = root / deps.digest()
+    target = root / deps.digest(python)
+    foreign = python is not None and python.foreign
     if (target / COMPLETE).exists():
         return target
-    if not deps.requirements:
+    if not deps.requirements and not foreign:
         target.mkdir(parents=True, exist_ok=True)
         (target / COMPLETE).write_text(str(deps.source))
         return target
@@ -180,7 +279,7 @@ def ensure_environment(deps: Dependencies, *, log: Callable[[str], None] | None 
         building = root / f"{target.name}.tmp-{os.getpid()}"
         shutil.rmtree(building, ignore_errors=True)
         try:
-            _pip_install(deps, building)
+            _pip_install(deps, building, python)
             (building / COMPLETE).write_text(str(deps.source))
             if target.exists():  # an incomplete leftover
                 shutil.rmtree(target)
@@ -190,9 +289,9 @@ def ensure_environment(deps: Dependencies, *, log: Callable[[str], None] | None 
     return target
 
 
-def _pip_install(deps: Dependencies, folder: Path) -> None:
+def _pip_install(deps: Dependencies, folder: Path, python: WorkerPython | None) -> None:
     command = [
-        sys.executable,
+        python.executable if python is not None else sys.executable,
         "-m",
         "pip",
         "install",
@@ -207,6 +306,8 @@ def _pip_install(deps: Dependencies, folder: Path) -> None:
         command += ["--requirement", str(deps.source)]
     else:
         command += list(deps.requirements)
+    if python is not None and python.foreign:
+        command += list(HOST_REQUIREMENTS)
     env = {**os.environ, "PIP_NO_INPUT": "1", "PYTHONNOUSERSITE": "1"}
     try:
         done = subprocess.run(
@@ -229,7 +330,7 @@ def _pip_install(deps: Dependencies, folder: Path) -> None:
             f"pip could not install the worker's dependencies:\n{_pip_error(done.stderr)}",
             where=str(deps.source),
             fix="fix the dependency named above (its name, version, or that it exists for "
-            f"Python {sys.version_info.major}.{sys.version_info.minor}), then run again",
+            "the worker's Python), then run again",
         )
 
 

@@ -2,6 +2,12 @@
 
 ``python -m alchemy_nb.cloudflare.local._host CONFIG`` with ``ALCHEMY_NB_LISTEN_FD`` (the
 listening socket) and ``ALCHEMY_NB_READY_FD`` (written once the worker serves).
+
+``python -m alchemy_nb.cloudflare.local._host --standby FD``: a process started ahead of
+need, with the server and the runtime already imported, that waits on the Unix socket
+``FD`` for the supervisor to hand it a worker (the config's path, with the listening
+socket, the ready pipe and the log file as file descriptors); it then serves that worker
+exactly as the first form would. It exits when the socket closes without a worker.
 """
 
 from __future__ import annotations
@@ -99,5 +105,39 @@ def main() -> None:
     server.run(sockets=[listener])
 
 
-if __name__ == "__main__":
+def standby(fd: int) -> None:
+    """Wait, warm, for a worker to serve (see the module's docstring)."""
+    from .runtime import install_shim
+
+    install_shim()  # what create_app does first; then import what every worker needs
+    import uvicorn.lifespan.on
+    import uvicorn.loops.uvloop
+    import uvicorn.protocols.http.httptools_impl  # noqa: F401
+
+    from .runtime import _app  # noqa: F401
+
+    channel = socket.socket(fileno=fd)
+    try:
+        message, fds, _flags, _address = socket.recv_fds(channel, 65536, 3)
+    except OSError:
+        message, fds = b"", []
+    channel.close()
+    if not message or len(fds) != 3:
+        raise SystemExit(0)  # the supervisor stopped, or has no worker for us
+    listen_fd, ready_fd, log_fd = fds
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    os.environ["ALCHEMY_NB_LISTEN_FD"] = str(listen_fd)
+    os.environ["ALCHEMY_NB_READY_FD"] = str(ready_fd)
+    sys.argv[1:] = [message.decode()]
     main()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--standby"]:
+        standby(int(sys.argv[2]))
+    else:
+        main()

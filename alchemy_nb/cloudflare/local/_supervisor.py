@@ -9,7 +9,9 @@ the worker's stable port (127.0.0.1 only) and hands it to the worker's process, 
   the requests it has: no request is refused during the switch;
 - a new version that fails to start is stopped, its error is returned to the deploy,
   and the old version keeps serving;
-- a worker process that dies is started again (with backoff).
+- a worker process that dies is started again (with backoff);
+- one worker process waits on standby, its server and runtime already imported, so the
+  next worker to start (a first deploy, a redeploy, a restart) skips that part.
 
 Control: one JSON request per connection on a Unix socket (see ``_control.py``).
 Files, in the stage's local data folder: ``supervisor.json`` (pid, socket),
@@ -53,6 +55,14 @@ class Managed:
     history: list[float] = field(default_factory=list)
 
 
+@dataclass
+class Standby:
+    """A worker process started ahead of need, waiting on ``channel`` for a worker."""
+
+    proc: asyncio.subprocess.Process
+    channel: socket.socket
+
+
 class Supervisor:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -60,6 +70,8 @@ class Supervisor:
         self.done = asyncio.Event()
         self.lock = asyncio.Lock()
         self.draining: set[asyncio.Task[None]] = set()
+        self.standby: Standby | None = None
+        self.warming: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         path = control_socket_path(self.folder)
@@ -77,10 +89,12 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.done.set)
+        self.warm()
         try:
             await self.done.wait()
         finally:
             server.close()
+            await self.drop_standby()
             for managed in list(self.workers.values()):
                 await self.remove(managed.name)
             if self.draining:  # old versions still finishing their requests
@@ -178,12 +192,66 @@ class Supervisor:
             task.add_done_callback(self.draining.discard)
         return {"ok": True, "port": managed.port, "pid": started.pid}
 
+    def warm(self) -> None:
+        """Start a standby worker process in the background (unless one is on its way)."""
+        if self.done.is_set() or (self.warming is not None and not self.warming.done()):
+            return
+        self.warming = asyncio.create_task(self._spawn_standby())
+
+    async def _spawn_standby(self) -> None:
+        parent, child = socket.socketpair()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "alchemy_nb.cloudflare.local._host",
+                "--standby",
+                str(child.fileno()),
+                stdin=asyncio.subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                pass_fds=(child.fileno(),),
+            )
+        except OSError:
+            parent.close()
+            return
+        finally:
+            child.close()
+        self.standby = Standby(proc, parent)
+
+    def take_standby(self) -> Standby | None:
+        standby, self.standby = self.standby, None
+        if standby is not None and standby.proc.returncode is not None:
+            standby.channel.close()
+            return None
+        return standby
+
+    async def drop_standby(self) -> None:
+        if self.warming is not None:
+            with contextlib.suppress(Exception):
+                await self.warming
+        standby, self.standby = self.standby, None
+        if standby is None:
+            return
+        standby.channel.close()  # it sees the socket close and exits
+        try:
+            await asyncio.wait_for(standby.proc.wait(), 2)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                standby.proc.kill()
+            await standby.proc.wait()
+
     async def start(
         self, managed: Managed, config: str
     ) -> tuple[asyncio.subprocess.Process | None, str]:
         """Start a process for ``config`` on the worker's socket and wait until it is ready."""
+        python, path = _interpreter(config)
         read_fd, write_fd = os.pipe()
         offset = managed.log.stat().st_size if managed.log.exists() else 0
+        proc = None if python != sys.executable else self.hand_over(managed, config, write_fd)
+        if proc is not None:
+            os.close(write_fd)
+            self.warm()
+            return await self._ready(managed, proc, read_fd, offset)
         with open(managed.log, "ab") as log:
             env = {
                 **os.environ,
@@ -191,8 +259,11 @@ class Supervisor:
                 "ALCHEMY_NB_READY_FD": str(write_fd),
                 "PYTHONUNBUFFERED": "1",
             }
+            if path:
+                env["PYTHONPATH"] = os.pathsep.join(path)
+                env["PYTHONNOUSERSITE"] = "1"
             proc = await asyncio.create_subprocess_exec(
-                sys.executable,
+                python,
                 "-m",
                 "alchemy_nb.cloudflare.local._host",
                 config,
@@ -203,6 +274,33 @@ class Supervisor:
                 pass_fds=(managed.listener.fileno(), write_fd),
             )
         os.close(write_fd)
+        return await self._ready(managed, proc, read_fd, offset)
+
+    def hand_over(
+        self, managed: Managed, config: str, write_fd: int
+    ) -> asyncio.subprocess.Process | None:
+        """Give ``config`` to the standby process, if one waits (None: start one anew)."""
+        standby = self.take_standby()
+        if standby is None:
+            return None
+        try:
+            with open(managed.log, "ab") as log:
+                socket.send_fds(
+                    standby.channel,
+                    [config.encode()],
+                    [managed.listener.fileno(), write_fd, log.fileno()],
+                )
+        except OSError:
+            with contextlib.suppress(ProcessLookupError):
+                standby.proc.kill()
+            return None
+        finally:
+            standby.channel.close()
+        return standby.proc
+
+    async def _ready(
+        self, managed: Managed, proc: asyncio.subprocess.Process, read_fd: int, offset: int
+    ) -> tuple[asyncio.subprocess.Process | None, str]:
         _SIGNALS[proc.pid] = read_fd  # the worker says "ready", later "closed", on it
         ready = await _wait_for(proc, b"ready", READY_TIMEOUT)
         if ready:
@@ -255,6 +353,16 @@ class Supervisor:
         path = self.serving_file(managed.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_private(path, json.dumps(data))
+
+
+def _interpreter(config: str) -> tuple[str, list[str]]:
+    """The Python a worker's config asks for (default: ours) and its PYTHONPATH."""
+    try:
+        with open(config) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return sys.executable, []
+    return str(data.get("python") or sys.executable), list(data.get("python_path") or [])
 
 
 def _listen(port: int) -> tuple[socket.socket, int, str]:

@@ -109,12 +109,29 @@ jsnull = JsNull()
 """JavaScript's ``null``. Locally, JavaScript APIs return ``None`` for null, as on Cloudflare."""
 
 
+class _PropertyOrDictMethod:
+    """``obj.keys`` is the object's ``keys`` property when it has one (a KV list result:
+    ``(await env.KV.list()).keys``), else ``dict.keys`` of its properties, and so on."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        data = obj._js
+        if self.name in data:
+            return data[self.name]
+        return getattr(data, self.name)
+
+
 class JsObject(JsProxy):
     """A plain JavaScript object (``{...}``): properties by attribute and by item.
 
     ``row.name`` and ``row["name"]`` both read a property; ``row.to_py()`` returns a
-    ``dict``. A property whose name is also a method here (``to_py``, ``typeof``) is
-    reachable by item access.
+    ``dict`` (and ``keys()``, ``values()``, ``items()``, ``get()``, iteration and ``len``
+    work as on a dict, unless the object has a property of that name). A property whose
+    name is also a method here (``to_py``, ``typeof``) is reachable by item access.
 
     Example::
 
@@ -169,6 +186,20 @@ class JsObject(JsProxy):
 
     def __contains__(self, key: object) -> bool:
         return key in self._js
+
+    # What the Python SDK's objects (D1 results converted with to_py) answer too, so code
+    # written for either (``row.values()``, ``for key in row``) runs.
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._js)
+
+    def __len__(self) -> int:
+        return len(self._js)
+
+    keys = _PropertyOrDictMethod("keys")
+    values = _PropertyOrDictMethod("values")
+    items = _PropertyOrDictMethod("items")
+    get = _PropertyOrDictMethod("get")
 
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *self._js})

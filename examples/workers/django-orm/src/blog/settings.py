@@ -1,0 +1,9 @@
+SECRET_KEY = "local-only"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "blog.urls"
+INSTALLED_APPS = ["blog"]
+MIDDLEWARE = []
+DATABASES = {"default": {"ENGINE": "django_cf.db.backends.d1", "CLOUDFLARE_BINDING": "DB"}}
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
