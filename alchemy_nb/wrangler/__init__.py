@@ -16,11 +16,7 @@ Example::
     await app.deploy("dev")
 """
 
-from ._config import WranglerConfig, WranglerEnv, find_wrangler, load_wrangler
-from ._export import export_wrangler
-from ._import import import_wrangler, render_program, render_stage_config
-from ._jsonc import loads_jsonc, strip_jsonc
-from ._program import declarations, resolve_app, wrangler_app, write_program_stub
+from .._lazy import lazy_exports
 
 __all__ = [
     "WranglerConfig",
@@ -38,3 +34,15 @@ __all__ = [
     "wrangler_app",
     "write_program_stub",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "._config": ["WranglerConfig", "WranglerEnv", "find_wrangler", "load_wrangler"],
+        "._export": ["export_wrangler"],
+        "._import": ["import_wrangler", "render_program", "render_stage_config"],
+        "._jsonc": ["loads_jsonc", "strip_jsonc"],
+        "._program": ["declarations", "wrangler_app", "write_program_stub"],
+        "._resolve": ["resolve_app"],
+    },
+)

@@ -56,7 +56,7 @@ def run_command(args: argparse.Namespace, out: Any) -> int:
         return 0
     from ..engine import default_stage
     from ._export import export_wrangler
-    from ._program import resolve_app
+    from ._resolve import resolve_app
 
     app = resolve_app(args)
     stage = args.stage or default_stage()

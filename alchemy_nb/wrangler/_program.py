@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ._config import WranglerConfig, WranglerEnv, find_wrangler, load_wrangler, var_text
+from ._config import WranglerConfig, WranglerEnv, load_wrangler, var_text
 
 if TYPE_CHECKING:
-    import argparse
-
     from ..engine import App, Stage
 
 __all__ = [
@@ -26,12 +24,11 @@ __all__ = [
     "Declaration",
     "Use",
     "declarations",
-    "resolve_app",
     "wrangler_app",
     "write_program_stub",
 ]
 
-DEFAULT_PROGRAM = "alchemy_run.py"
+from ._resolve import DEFAULT_PROGRAM
 
 
 @dataclass(frozen=True)
@@ -336,22 +333,3 @@ def write_program_stub(config_path: str | Path) -> Path:
 def _write_if_changed(path: Path, data: bytes) -> None:
     if not path.exists() or path.read_bytes() != data:
         path.write_bytes(data)
-
-
-def resolve_app(args: argparse.Namespace) -> App:
-    """The app the CLI acts on: ``--program``; else ``./alchemy_run.py``; else, in a
-    wrangler project (``wrangler.toml``/``wrangler.jsonc``), the app its configuration
-    describes.
-
-    Example::
-
-        app = resolve_app(argparse.Namespace(program="alchemy_run.py"))
-    """
-    from ..engine import load_program
-
-    program = Path(args.program)
-    if args.program == DEFAULT_PROGRAM and not program.exists():
-        found = find_wrangler(program.parent)
-        if found is not None:
-            return load_program(write_program_stub(found))
-    return load_program(program)
