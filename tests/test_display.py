@@ -450,7 +450,7 @@ def test_a_widget_over_damaged_records_still_displays(tmp_path: Path) -> None:
     run(p.deploy("staging"))
     run(p.request_gate("prod"))
     panel = run(display.approval_panel(p, "prod", actor="bob"))
-    stage_file = p.records.root / "stages" / "prod.json"
+    stage_file = tmp_path / "promo" / ".alchemy" / p.app.name / "promotion" / "stages" / "prod.json"
     stage_file.parent.mkdir(parents=True, exist_ok=True)
     stage_file.write_text("{not json")
     bundle = panel._repr_mimebundle_()
