@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -385,6 +386,32 @@ def test_dev_serves_on_the_port_asked_and_refuses_other_hosts(tmp_path: Path) ->
     refused = cli(project, "dev", "--host", "0.0.0.0")
     assert refused.returncode == 2
     assert "--host 0.0.0.0: the local target serves on 127.0.0.1 only" in refused.stderr
+
+
+def test_dev_serves_on_the_port_of_the_wrangler_dev_table(tmp_path: Path) -> None:
+    from alchemy_nb.testing import free_port
+
+    project = copy_example(tmp_path, "cron")
+    port = free_port()
+    config = project / "wrangler.toml"
+    config.write_text(config.read_text() + f'\n[dev]\nport = {port}\nip = "localhost"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alchemy_nb", "dev"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == f"Ready on http://127.0.0.1:{port}\n"
+        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert proc.stdout is not None
+        proc.stdout.close()
 
 
 TWO_WORKERS = """\

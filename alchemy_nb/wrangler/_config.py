@@ -26,6 +26,7 @@ from ._jsonc import loads_jsonc
 __all__ = [
     "CONFIG_FILES",
     "D1Binding",
+    "DevSettings",
     "DurableObjectBinding",
     "DurableObjectMigration",
     "KVBinding",
@@ -160,6 +161,13 @@ class _Triggers(_Model):
     crons: list[str] = []
 
 
+class DevSettings(_Model):
+    """The ``[dev]`` table: what ``wrangler dev`` (and ``alchemy-nb dev``) serves on."""
+
+    port: int | None = None
+    ip: str | None = None
+
+
 class WranglerEnv(_Model):
     """One environment: the top level, or an ``[env.NAME]`` section (resolved by
     :meth:`WranglerConfig.for_stage`).
@@ -207,6 +215,7 @@ class WranglerConfig(WranglerEnv):
 
     env: dict[str, WranglerEnv] = {}
     migrations: list[DurableObjectMigration] = []
+    dev: DevSettings = Field(default_factory=DevSettings)
     source: str = "wrangler.toml"
     warnings: list[str] = []
 
