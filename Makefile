@@ -44,6 +44,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fs.py
 	$(BIN)/python benchmarks/bench_local.py
+	$(BIN)/python benchmarks/bench_workers.py
 	$(BIN)/python benchmarks/bench_runbook.py
 	$(BIN)/python benchmarks/bench_state.py
 	$(BIN)/python benchmarks/bench_cloudflare.py

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -385,6 +386,80 @@ def test_dev_serves_on_the_port_asked_and_refuses_other_hosts(tmp_path: Path) ->
     refused = cli(project, "dev", "--host", "0.0.0.0")
     assert refused.returncode == 2
     assert "--host 0.0.0.0: the local target serves on 127.0.0.1 only" in refused.stderr
+
+
+def test_dev_serves_on_the_port_of_the_wrangler_dev_table(tmp_path: Path) -> None:
+    from alchemy_nb.testing import free_port
+
+    project = copy_example(tmp_path, "cron")
+    port = free_port()
+    config = project / "wrangler.toml"
+    config.write_text(config.read_text() + f'\n[dev]\nport = {port}\nip = "localhost"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alchemy_nb", "dev"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == f"Ready on http://127.0.0.1:{port}\n"
+        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+TWO_WORKERS = """\
+import alchemy_nb
+from alchemy_nb.cloudflare import Worker
+
+app = alchemy_nb.App("two")
+
+
+@app.program
+def infra(stage):
+    api = Worker("api", entry="api/entry.py")
+    admin = Worker("admin", entry="admin/entry.py")
+    return {"api": api.url, "admin": admin.url}
+"""
+
+
+def test_dev_port_goes_to_the_first_worker_and_ports_hold_across_redeploys(
+    tmp_path: Path,
+) -> None:
+    from alchemy_nb.testing import free_port
+
+    project = tmp_path / "two"
+    for name in ("api", "admin"):
+        (project / name).mkdir(parents=True)
+        (project / name / "entry.py").write_text(
+            "from workers import Response, WorkerEntrypoint\n\n"
+            "class Default(WorkerEntrypoint):\n"
+            f"    async def fetch(self, request):\n        return Response({name!r})\n"
+        )
+    (project / "alchemy_run.py").write_text(TWO_WORKERS)
+    port = free_port()
+    with DevServer(project, port=port) as dev:
+        deadline = time.monotonic() + 60
+        while len(dev.urls) < 2:
+            assert time.monotonic() < deadline, "".join(dev.output)
+            time.sleep(0.05)
+        served = {httpx.get(url).text: url for url in dev.urls}
+        assert sorted(served) == ["admin", "api"]
+        assert f"http://127.0.0.1:{port}" in dev.urls
+        (project / "admin" / "entry.py").write_text(
+            (project / "admin" / "entry.py").read_text().replace("'admin'", "'admin v2'")
+        )
+        while httpx.get(served["admin"]).text != "admin v2":  # redeployed on its port
+            assert time.monotonic() < deadline, "".join(dev.output)
+            time.sleep(0.1)
+        assert httpx.get(served["api"]).text == "api"
+        assert len(dev.urls) == 2  # no worker moved: nothing new announced
 
 
 # --------------------------------------------------------------------------- the fixtures users get

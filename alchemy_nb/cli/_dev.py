@@ -1,7 +1,8 @@
 """``alchemy-nb dev``: one stage on this machine, redeployed on every change.
 
 A drop-in for ``wrangler dev`` / ``pywrangler dev`` in a wrangler project (or with a
-program): ``--port N`` serves the (first) worker on that port, and once a worker serves
+program): ``--port N`` (else ``[dev] port`` of the wrangler configuration) serves the
+(first) worker on that port, and once a worker serves
 one line ``Ready on http://127.0.0.1:N`` goes to stdout (with `` (worker id)`` after it
 when the app has several workers). Ctrl-C or SIGTERM stops every process it started.
 """
@@ -34,6 +35,8 @@ def run_dev(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:
             fix="leave --host out, or pass --host 127.0.0.1",
         )
     port = getattr(args, "port", None)
+    if port is None:
+        port = _configured_port(app)
     if port is not None:
         if not 0 < port < 65536:
             raise ConfigError(f"--port {port} is not a port", fix="pass a port from 1 to 65535")
@@ -42,6 +45,16 @@ def run_dev(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:
         return asyncio.run(_dev(app, stage, args, out))
     except (KeyboardInterrupt, asyncio.CancelledError):
         return 0
+
+
+def _configured_port(app: Any) -> int | None:
+    """``port`` of the wrangler configuration's ``[dev]`` table, as ``wrangler dev`` reads it."""
+    from ..wrangler._config import find_wrangler, load_wrangler
+
+    found = find_wrangler(app.root)
+    if found is None:
+        return None
+    return load_wrangler(found, warn=False).dev.port
 
 
 async def _dev(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:

@@ -27,6 +27,7 @@ __all__ = [
     "CONFIG_FILES",
     "Assets",
     "D1Binding",
+    "DevSettings",
     "DurableObjectBinding",
     "DurableObjectMigration",
     "KVBinding",
@@ -186,6 +187,13 @@ class _Triggers(_Model):
     crons: list[str] = []
 
 
+class DevSettings(_Model):
+    """The ``[dev]`` table: what ``wrangler dev`` (and ``alchemy-nb dev``) serves on."""
+
+    port: int | None = None
+    ip: str | None = None
+
+
 class WranglerEnv(_Model):
     """One environment: the top level, or an ``[env.NAME]`` section (resolved by
     :meth:`WranglerConfig.for_stage`).
@@ -237,6 +245,7 @@ class WranglerConfig(WranglerEnv):
 
     env: dict[str, WranglerEnv] = {}
     migrations: list[DurableObjectMigration] = []
+    dev: DevSettings = Field(default_factory=DevSettings)
     source: str = "wrangler.toml"
     warnings: list[str] = []
 

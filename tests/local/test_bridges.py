@@ -248,3 +248,22 @@ def test_d1_rows_answer_dict_methods_too(tmp_path: Path) -> None:
         }
 
     exercise(tmp_path, source, check, {"DB": d1(tmp_path)})
+
+
+def test_module_level_env_is_bound_while_the_module_imports(tmp_path: Path) -> None:
+    source = """
+        from workers import Response, WorkerEntrypoint, env
+
+        GREETING = env.MESSAGE.upper()  # the top level reads a var, as on Cloudflare
+
+        class Default(WorkerEntrypoint):
+            async def fetch(self, request):
+                row = await env.DB.prepare("SELECT 2 AS n").first()
+                return Response(f"{GREETING} {row['n']} {env is self.env}")
+    """
+
+    async def check(app: Any, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/")).text == "HI 2 True"
+
+    bindings = {"MESSAGE": {"type": "plain_text", "value": "hi"}, "DB": d1(tmp_path)}
+    exercise(tmp_path, source, check, bindings)

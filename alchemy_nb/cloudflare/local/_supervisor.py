@@ -152,7 +152,10 @@ class Supervisor:
         """The worker's listening socket: kept if it exists, else bound (another port if
         the asked one is taken)."""
         managed = self.workers.get(name)
-        if managed is not None and (port in (0, managed.port)):
+        taken = any(m.port == port for m in self.workers.values() if m is not managed)
+        if managed is not None and (port in (0, managed.port) or taken):
+            # a port another worker of the stage serves (`dev --port` asks every worker for
+            # it; the first one has it): keep this one's
             return {"ok": True, "port": managed.port}
         note = ""
         listener, bound, note = _listen(port)

@@ -22,6 +22,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 from inspect import isawaitable
+from pathlib import Path
 from types import CoroutineType, ModuleType
 from typing import Any
 from urllib.parse import parse_qs
@@ -36,7 +37,7 @@ from . import (
     _worker_loader,  # registers the worker_loader binding  # noqa: F401
 )
 from ._assets import AssetServer  # registers the assets binding
-from ._env import Env, Hook, build_env
+from ._env import NEEDS_MODULE, BuiltEnv, Env, Hook, build_env
 from ._loader import Handlers, find_handlers, import_worker
 from ._service import RPC_PATH, serve_rpc
 
@@ -351,27 +352,38 @@ class WorkerApp:
 
 def build_app(config: WorkerConfig) -> WorkerApp:
     """Import the worker, open its bindings, compile its handlers (see ``create_app``)."""
+    # `from workers import env` at the module's top level sees the bindings (all but the
+    # Durable Object and Workflow ones, which need the module's classes, come first)
     env = Env({}, {})
-    workers._runtime.env = env  # `from workers import env` at the module's top level
+    workers._runtime.env = env
+    importing = ModuleType(Path(config["entry"]).stem)
+    early = build_env(config, importing, into=env, types=lambda t: t not in NEEDS_MODULE)
     try:
         module = import_worker(config)
+        late = build_env(config, module, into=env, types=NEEDS_MODULE.__contains__)
     except BaseException:
         workers._runtime.env = None
+        _close(early.shutdown)
         raise
-    built = build_env(config, module, into=env)
+    built = BuiltEnv(env, early.startup + late.startup, late.shutdown + early.shutdown)
     ctx = ExecutionContext(config["name"])
     try:
         handlers = find_handlers(module, config, built.env, ctx)
     except BaseException:
-        for hook in built.shutdown:
-            result = hook()
-            if isinstance(result, CoroutineType):
-                result.close()
+        _close(built.shutdown)
         raise
     _add_queue_consumers(config, module, built.env, ctx, built.startup, built.shutdown)
     workers._runtime.env = built.env
     workers._runtime.wait_until = ctx.waitUntil
     return WorkerApp(config, module, built.env, handlers, ctx, built.startup, built.shutdown)
+
+
+def _close(hooks: list[Hook]) -> None:
+    """Run shutdown hooks outside the event loop (an async one is closed, not awaited)."""
+    for hook in hooks:
+        result = hook()
+        if isinstance(result, CoroutineType):
+            result.close()
 
 
 def _add_queue_consumers(

@@ -36,6 +36,7 @@ from ._remote import RemoteOnlyBinding
 from ._service import ServiceBinding
 
 __all__ = [
+    "NEEDS_MODULE",
     "BindingContext",
     "BindingFactory",
     "Env",
@@ -217,14 +218,27 @@ class BuiltEnv:
     shutdown: list[Hook]
 
 
-def build_env(config: WorkerConfig, module: ModuleType, into: Env | None = None) -> BuiltEnv:
-    """Build every binding of ``config`` (into the env ``into``, if given); on failure close
-    what was opened and raise."""
+NEEDS_MODULE = frozenset({"durable_object_namespace", "workflow"})
+"""Binding types built after the worker's module is imported (they look up its classes);
+the others exist while it imports, so its top level may read ``env`` as on Cloudflare."""
+
+
+def build_env(
+    config: WorkerConfig,
+    module: ModuleType,
+    into: Env | None = None,
+    *,
+    types: Callable[[str], bool] | None = None,
+) -> BuiltEnv:
+    """Build the bindings of ``config`` (those whose type ``types`` accepts, default every
+    one) into the env ``into``, if given; on failure close what was opened and raise."""
     bindings: dict[str, Any] = {}
     kinds: dict[str, str] = {}
     contexts: list[BindingContext] = []
     for name, binding in config["bindings"].items():
         binding_type = str(binding.get("type"))
+        if types is not None and not types(binding_type):
+            continue
         factory = _FACTORIES.get(binding_type)
         if factory is None:
             _close_sync(contexts)
