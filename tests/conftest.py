@@ -75,7 +75,8 @@ def interactive() -> None:
 
 
 class DevSession:
-    """``alchemy-nb dev`` in ``folder``, its stderr collected; stopped with Ctrl-C.
+    """``alchemy-nb dev --port N`` in ``folder`` (N a free port unless given), its stderr
+    collected; stopped with Ctrl-C.
 
     Example::
 
@@ -83,13 +84,19 @@ class DevSession:
             url = dev.wait_for_url()
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, port: int | None = None) -> None:
+        import socket
         import threading
 
+        if port is None:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
         self.folder = folder
+        self.port = port
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "alchemy_nb", "dev"],
+            [sys.executable, "-m", "alchemy_nb", "dev", "--port", str(port)],
             cwd=folder,
             preexec_fn=interactive,  # Ctrl-C works, as in a terminal
             stderr=subprocess.PIPE,
