@@ -5,13 +5,14 @@ bad splits fail with the worker's name (and Cloudflare's code when Cloudflare re
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run
+from conftest import cli, run
 
 import alchemy_nb
 from alchemy_nb.cloudflare import Worker
@@ -25,6 +26,7 @@ from alchemy_nb.cloudflare.api import (
 )
 from alchemy_nb.cloudflare.api._versions import deploy_split
 from alchemy_nb.errors import ConfigError
+from alchemy_nb.promotion import Ledger
 from alchemy_nb.testing.cloudflare import FakeCloudflare
 
 SCRIPT = "canary-api-prod"
@@ -191,3 +193,49 @@ def test_a_version_upload_needs_the_script(fake: FakeCloudflare) -> None:
     with pytest.raises(CloudflareError) as info:
         run(go())
     assert info.value.code == 10007 and info.value.status == 404
+
+
+CLI_PROGRAM = """
+import os
+
+import alchemy_nb
+from alchemy_nb.cloudflare import Worker
+
+app = alchemy_nb.App("canary", target="cloudflare")
+
+
+@app.program
+def infra(stage):
+    api = Worker("api", entry="src/worker.py", vars={"GREETING": os.environ["GREETING"]})
+    return {"url": api.url}
+"""
+
+
+def test_cli_canary_splits_finishes_and_records(fake: FakeCloudflare, tmp_path: Path) -> None:
+    canary_app(tmp_path, "unused")  # writes src/worker.py
+    (tmp_path / "alchemy_run.py").write_text(textwrap.dedent(CLI_PROGRAM))
+    for greeting in ("hi", "hello"):
+        done = cli(tmp_path, "deploy", "--stage", "prod", env={"GREETING": greeting})
+        assert done.returncode == 0, done.stderr
+    script = fake.scripts[SCRIPT]
+    old, new = (v.id for v in script.versions)
+
+    ten = cli(tmp_path, "canary", "--stage", "prod", "--percent", "10", "--json")
+    assert ten.returncode == 0, ten.stderr
+    shown = json.loads(ten.stdout)
+    assert shown["script"] == SCRIPT and shown["deployment"]["split"] == {old: 90, new: 10}
+    assert script.active is not None and script.active.split == {old: 90, new: 10}
+
+    done = cli(tmp_path, "canary", "--stage", "prod", "--worker", "api", "--percent", "100")
+    assert done.returncode == 0, done.stderr
+    assert f"{new}\t100%" in done.stdout and script.active.split == {new: 100}
+    app = alchemy_nb.load_program(tmp_path / "alchemy_run.py")
+    events = [e for e in run(Ledger(app.state, "canary").events()) if e["kind"] == "canary"]
+    assert [e["data"]["split"] for e in events] == [{old: 90, new: 10}, {new: 100}]
+
+    bad = cli(tmp_path, "canary", "--stage", "prod", "--percent", "150")
+    assert bad.returncode == 2 and "from 0 to 100" in bad.stderr
+    unknown = cli(tmp_path, "canary", "--stage", "prod", "--worker", "web", "--percent", "5")
+    assert unknown.returncode == 2 and "no deployed Worker 'web'" in unknown.stderr
+    assert "api" in unknown.stderr
+    assert script.active.split == {new: 100}

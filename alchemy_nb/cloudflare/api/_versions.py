@@ -29,6 +29,7 @@ __all__ = [
     "WorkerDeployment",
     "WorkerVersion",
     "active_deployment",
+    "canary",
     "check_split",
     "deploy_split",
     "list_deployments",
@@ -260,3 +261,83 @@ async def split(
             return await split(script, clean, message=message, client=own)
     path = await _script_path(client, script)
     return await deploy_split(client, path, script, clean, message=message)
+
+
+async def canary(
+    app: Any,
+    stage: str,
+    percent: float,
+    *,
+    worker: str | None = None,
+    message: str | None = None,
+) -> tuple[str, WorkerDeployment]:
+    """Send ``percent`` of a Worker's traffic to the version its last deploy made and the
+    rest to the version before it (a canary); ``percent=100`` finishes the rollout,
+    ``percent=0`` sends everything back. ``worker`` is the Worker's id in the program
+    (needed when the stage has more than one). Returns the script name and the new
+    deployment. A later deploy of other code replaces the split with its own version at
+    100%.
+
+    Example::
+
+        name, deployment = await canary(app, "prod", 10, worker="api")
+        ...                                   # watch the new version's errors
+        await canary(app, "prod", 100, worker="api")
+    """
+    where = f"canary of stage {stage!r} of app {app.name!r}"
+    target = app.settings(stage).target
+    if target != "cloudflare":
+        raise ConfigError(
+            f"stage {stage!r} deploys to the {target} target; canaries split traffic between "
+            "Cloudflare Worker versions",
+            where=where,
+            fix='set target = "cloudflare" for the stage (or pick a cloudflare stage)',
+        )
+    if isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent <= 100:
+        raise ConfigError(
+            f"the canary percentage must be a number from 0 to 100, not {percent!r}",
+            where=where,
+            fix="pass e.g. 10 (then 50, then 100 to finish)",
+        )
+    state = await app.state.load(app.name, stage)
+    workers = {
+        rid: rec.get("outputs") or {}
+        for rid, rec in state.records.items()
+        if rec.get("kind") == "cloudflare::Worker" and (rec.get("outputs") or {}).get("version")
+    }
+    if worker is None:
+        if len(workers) != 1:
+            names = ", ".join(sorted(workers)) or "none deployed"
+            raise ConfigError(
+                f"stage {stage!r} has {len(workers)} deployed Workers ({names}); say which",
+                where=where,
+                fix="pass the Worker's id (--worker ID)",
+            )
+        (worker,) = workers
+    outputs = workers.get(worker)
+    if outputs is None:
+        raise ConfigError(
+            f"no deployed Worker {worker!r} in stage {stage!r}",
+            where=where,
+            fix="deploy the stage first, or pick one of: " + (", ".join(sorted(workers)) or "-"),
+        )
+    script = str(outputs["name"])
+    new = str(outputs["version"])
+    versions = [str(v) for v in outputs.get("versions") or []]
+    older = versions[: versions.index(new)] if new in versions else versions[:-1]
+    if not older:
+        raise ConfigError(
+            f"Worker {script!r} has one version deployed by alchemy-nb; a canary needs the "
+            "version before it too",
+            where=where,
+            fix="deploy the new code first (it becomes the canary's new version)",
+        )
+    old = older[-1]
+    if percent >= 100:
+        shares: dict[str, float] = {new: 100}
+    elif percent <= 0:
+        shares = {old: 100}
+    else:
+        shares = {old: 100 - float(percent), new: float(percent)}
+    note = message or f"alchemy-nb canary {percent:g}%"
+    return script, await split(script, shares, message=note)
