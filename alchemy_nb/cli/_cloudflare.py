@@ -158,20 +158,11 @@ def _add_canary(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run_canary(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:
-    """Run ``alchemy-nb canary``: the split, then a ``canary`` event in the ledger."""
-    from ..cloudflare.api import canary
-    from ..promotion import Ledger, resolve_actor
+    """Run ``alchemy-nb canary`` (:meth:`alchemy_nb.promotion.Pipeline.canary`)."""
+    from ..promotion import Pipeline
 
     script, deployment = asyncio.run(
-        canary(app, stage, args.percent, worker=args.worker, message=args.message)
-    )
-    asyncio.run(
-        Ledger(app.state, app.name).record(
-            "canary",
-            actor=resolve_actor(),
-            stage=stage,
-            data={"script": script, "percent": args.percent, **deployment.to_json()},
-        )
+        Pipeline(app).canary(stage, args.percent, worker=args.worker, message=args.message)
     )
     if out.json:
         out.emit({"ok": True, "stage": stage, "script": script, "deployment": deployment.to_json()})

@@ -19,6 +19,7 @@ from alchemy_nb.cloudflare import Worker
 from alchemy_nb.cloudflare.api import (
     CloudflareError,
     active_deployment,
+    canary,
     client_for,
     list_deployments,
     list_versions,
@@ -239,3 +240,20 @@ def test_cli_canary_splits_finishes_and_records(fake: FakeCloudflare, tmp_path: 
     assert unknown.returncode == 2 and "no deployed Worker 'web'" in unknown.stderr
     assert "api" in unknown.stderr
     assert script.active.split == {new: 100}
+
+
+def test_canary_needs_a_cloudflare_stage_and_two_versions(
+    fake: FakeCloudflare, tmp_path: Path
+) -> None:
+    local = alchemy_nb.App("canary", root=tmp_path / "local")
+    with pytest.raises(ConfigError, match="deploys to the local target"):
+        run(canary(local, "prod", 10))
+    app = canary_app(tmp_path, "hi")
+    with pytest.raises(ConfigError, match="has 0 deployed Workers"):
+        run(canary(app, "prod", 10))
+    run(app.deploy("prod"))
+    with pytest.raises(ConfigError, match=f"Worker '{SCRIPT}' has one version"):
+        run(canary(app, "prod", 10))
+    with pytest.raises(ConfigError, match="from 0 to 100"):
+        run(canary(app, "prod", -1))
+    assert len(fake.scripts[SCRIPT].deployments) == 1
