@@ -257,3 +257,36 @@ def test_canary_needs_a_cloudflare_stage_and_two_versions(
     with pytest.raises(ConfigError, match="from 0 to 100"):
         run(canary(app, "prod", -1))
     assert len(fake.scripts[SCRIPT].deployments) == 1
+
+
+def test_a_secret_change_is_a_new_version_and_stays_out_of_outputs(
+    fake: FakeCloudflare, tmp_path: Path
+) -> None:
+    def with_secret(value: str) -> alchemy_nb.App:
+        app = canary_app(tmp_path, "hi")
+        app.password = "pw"
+
+        @app.program  # in place of canary_app's program
+        def infra(stage: Any) -> dict[str, Any]:
+            api = Worker(
+                "api", entry="src/worker.py", bindings={"TOKEN": alchemy_nb.Secret(value)}
+            )
+            return {"url": api.url}
+
+        return app
+
+    run(with_secret("first-s3cret").deploy("prod"))
+    run(with_secret("second-s3cret").deploy("prod"))
+    script = fake.scripts[SCRIPT]
+    first, second = script.versions
+    assert second.bindings["TOKEN"] == {
+        "type": "secret_text",
+        "name": "TOKEN",
+        "text": "second-s3cret",
+    }
+    app = with_secret("first-s3cret")
+    run(app.deploy("prod"))  # the first secret again: the first version, not an upload
+    assert len(script.versions) == 2 and script.active is not None
+    assert script.active.split == {first.id: 100}
+    outputs = json.dumps(worker_outputs(app))
+    assert "s3cret" not in outputs and first.id in outputs

@@ -128,13 +128,24 @@ def _parts(
 
 
 def _digest(upload: WorkerUpload) -> str:
-    """What a version holds (modules, bindings, settings), as one hash."""
+    """What a version holds (modules, bindings, settings), as one hash. A secret's value
+    enters it only through a slow, salted key derivation, so the digest (kept in outputs)
+    is no shortcut to guessing the secret."""
     digest = hashlib.sha256()
+    bindings = []
+    for binding in upload.bindings:
+        if binding.get("type") == "secret_text":
+            salt = f"alchemy-nb:{upload.name}:{binding.get('name', '')}".encode()
+            sealed = hashlib.pbkdf2_hmac(
+                "sha256", str(binding.get("text", "")).encode(), salt, 100_000
+            )
+            binding = {**binding, "text": sealed.hex()}
+        bindings.append(binding)
     settings = {
         "main_module": upload.main_module,
         "compatibility_date": upload.compatibility_date,
         "compatibility_flags": upload.compatibility_flags,
-        "bindings": upload.bindings,
+        "bindings": bindings,
     }
     digest.update(json.dumps(settings, sort_keys=True).encode())
     for name, path in upload.modules:
