@@ -268,9 +268,7 @@ def test_a_secret_change_is_a_new_version_and_stays_out_of_outputs(
 
         @app.program  # in place of canary_app's program
         def infra(stage: Any) -> dict[str, Any]:
-            api = Worker(
-                "api", entry="src/worker.py", bindings={"TOKEN": alchemy_nb.Secret(value)}
-            )
+            api = Worker("api", entry="src/worker.py", bindings={"TOKEN": alchemy_nb.Secret(value)})
             return {"url": api.url}
 
         return app
