@@ -167,8 +167,8 @@ async def deploy_split(
             "POST", f"{script_path}/deployments", json=body, where=where or _where(script)
         )
     except CloudflareError as exc:
-        if exc.status in (401, 403) and not exc.code:
-            raise
+        if exc.status in (401, 403, 429) or exc.status >= 500:
+            raise  # the client's own message (token, rate limit, outage) says it best
         fix = {
             10007: "check the version ids (alchemy_nb.cloudflare.api.list_versions) and the "
             "script name",
