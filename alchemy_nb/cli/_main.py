@@ -28,7 +28,7 @@ examples:
   alchemy-nb read                             outputs of the deployed stage
   alchemy-nb status                           resources, lock and unfinished work
   alchemy-nb unlock 3f9a0c12d4e5              break a lock by naming it
-  alchemy-nb canary --stage prod --percent 10 a Worker's new version gets 10% (cloudflare)
+  alchemy-nb canary -s prod --percent 10      a Worker's new version gets 10% of traffic
   alchemy-nb destroy --stage dev
 
 environment:
