@@ -21,6 +21,7 @@ from alchemy_nb.cloudflare.api import (
     active_deployment,
     canary,
     client_for,
+    detect_drift,
     list_deployments,
     list_versions,
     split,
@@ -130,9 +131,11 @@ def test_a_gradual_deployment_splits_traffic_between_two_versions(
     fake: FakeCloudflare, tmp_path: Path
 ) -> None:
     run(canary_app(tmp_path, "hi").deploy("prod"))
-    run(canary_app(tmp_path, "hello").deploy("prod"))
+    app = canary_app(tmp_path, "hello")
+    run(app.deploy("prod"))
     newest, older = run(list_versions(SCRIPT))
     assert (newest.number, older.number) == (2, 1)
+    assert run(detect_drift(app, "prod")) == []
 
     deployment = run(split(SCRIPT, {older.id: 90, newest.id: 10}, message="canary 10%"))
     assert deployment.split == {older.id: 90, newest.id: 10}
@@ -143,6 +146,8 @@ def test_a_gradual_deployment_splits_traffic_between_two_versions(
     assert active is not None and active.split == deployment.split
     assert active.serving == older.id and active.message == "canary 10%"
     assert len(run(list_deployments(SCRIPT))) == 3
+    (drift,) = run(detect_drift(app, "prod"))  # most traffic is on the older version
+    assert drift.id == "api" and drift.fields == (("version", newest.id, older.id),)
 
     finished = run(split(SCRIPT, {newest.id: 100}))
     assert script.active.split == {newest.id: 100} and finished.serving == newest.id
