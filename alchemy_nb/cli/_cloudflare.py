@@ -1,5 +1,6 @@
-"""The Cloudflare bits of the CLI: ``--profile``, ``--adopt``, ``plan --refresh`` and the
-``alchemy-nb cloudflare login | logout | profiles | whoami`` commands."""
+"""The Cloudflare bits of the CLI: ``--profile``, ``--adopt``, ``plan --refresh``, the
+``alchemy-nb cloudflare login | logout | profiles | whoami`` commands and
+``alchemy-nb canary`` (a gradual deployment between a Worker's last two versions)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ __all__ = [
     "drift_json",
     "print_drift",
     "refresh",
+    "run_canary",
     "run_command",
 ]
 
@@ -116,6 +118,59 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     actions.add_parser(
         "whoami", parents=[common], help="check the credentials: the token's account"
     )
+    _add_canary(sub, common)
+
+
+CANARY_EPILOG = """\
+The Worker's last deploy made its new version; the version before it keeps the rest of
+the traffic. --percent 100 finishes the rollout, --percent 0 sends everything back (a
+rollback of the release does too, and holds it).
+
+examples:
+  alchemy-nb deploy --stage prod                       the new version, at 100%
+  alchemy-nb canary --stage prod --worker api --percent 10
+  alchemy-nb canary --stage prod --worker api --percent 50 --json
+  alchemy-nb canary --stage prod --worker api --percent 100
+"""
+
+
+def _add_canary(sub: Any, common: argparse.ArgumentParser) -> None:
+    canary = sub.add_parser(
+        "canary",
+        parents=[common],
+        help="split a Worker's traffic between its last two versions (cloudflare target)",
+        epilog=CANARY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    canary.add_argument(
+        "--percent",
+        type=float,
+        required=True,
+        metavar="P",
+        help="share of traffic (0-100) for the version the last deploy made",
+    )
+    canary.add_argument(
+        "--worker", metavar="ID", help="the Worker's id in the program (if the stage has several)"
+    )
+    canary.add_argument(
+        "--message", metavar="TEXT", help="note on the deployment (at most 50 characters)"
+    )
+
+
+def run_canary(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:
+    """Run ``alchemy-nb canary`` (:meth:`alchemy_nb.promotion.Pipeline.canary`)."""
+    from ..promotion import Pipeline
+
+    script, deployment = asyncio.run(
+        Pipeline(app).canary(stage, args.percent, worker=args.worker, message=args.message)
+    )
+    if out.json:
+        out.emit({"ok": True, "stage": stage, "script": script, "deployment": deployment.to_json()})
+    else:
+        for version, share in deployment.split.items():
+            print(f"{script}\t{version}\t{share:g}%")
+        out.log(f"deployment {deployment.id} of {script} serves that split now")
+    return 0
 
 
 def run_command(args: argparse.Namespace, out: Any) -> int:

@@ -28,6 +28,7 @@ examples:
   alchemy-nb read                             outputs of the deployed stage
   alchemy-nb status                           resources, lock and unfinished work
   alchemy-nb unlock 3f9a0c12d4e5              break a lock by naming it
+  alchemy-nb canary -s prod --percent 10      a Worker's new version gets 10% of traffic
   alchemy-nb destroy --stage dev
 
 environment:
@@ -421,6 +422,8 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
         from ._dev import run_dev
 
         return run_dev(app, stage, args, out)
+    if args.command == "canary":
+        return _cloudflare.run_canary(app, stage, args, out)
     if args.command == "d1":
         from ._d1 import run_command as run_d1_command
 

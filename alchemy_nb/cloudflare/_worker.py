@@ -108,9 +108,14 @@ class WorkerOutputs(Outputs):
     name: str
     port: int = 0
     version: str = ""
-    """On the cloudflare target: the current upload's etag (each deploy is a version)."""
+    """On the cloudflare target: the id of the Worker version this deploy serves (each
+    deploy is a version deployed at 100%)."""
     versions: list[str] = []
-    """On the cloudflare target: the last uploads' etags, oldest first."""
+    """On the cloudflare target: the last versions deployed, oldest first (the last one
+    is ``version``); a gradual deployment splits traffic between two of them."""
+    digests: dict[str, str] = {}
+    """On the cloudflare target: version id -> digest of what it holds, so a rollback
+    deploys an earlier version again instead of uploading it."""
     migration_tag: str | None = None
     """On the cloudflare target: the last Durable Object migration applied."""
     do_classes: dict[str, bool] = {}

@@ -64,6 +64,7 @@ EventKind = Literal[
     "hold.release",
     "policy",
     "health",
+    "canary",
 ]
 """What an event records."""
 

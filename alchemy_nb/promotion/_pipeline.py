@@ -455,6 +455,45 @@ class Pipeline:
         )
         return target
 
+    async def canary(
+        self,
+        stage: str,
+        percent: float,
+        *,
+        worker: str | None = None,
+        message: str | None = None,
+        actor: str | None = None,
+    ) -> tuple[str, Any]:
+        """Send ``percent`` of a Worker's traffic on a cloudflare-target ``stage`` to the
+        version its last deploy made, the rest to the version before it (a gradual
+        deployment); ``100`` finishes the rollout, ``0`` sends everything back. Recorded
+        in the ledger as a ``canary`` event with the stage's current release. Returns the
+        script name and the :class:`~alchemy_nb.cloudflare.api.WorkerDeployment`.
+
+        Example::
+
+            await pipeline.deploy("prod")                  # the new version, at 100%
+            await pipeline.canary("prod", 10, worker="api")
+            ...                                            # watch its errors, then
+            await pipeline.canary("prod", 100, worker="api")
+        """
+        who = resolve_actor(actor)
+        self._known_stage(stage)
+        from ..cloudflare.api import canary
+
+        async with self.records.stage_lock(stage):
+            script, deployment = await canary(
+                self.app, stage, percent, worker=worker, message=message
+            )
+            await self._record(
+                "canary",
+                actor=who,
+                stage=stage,
+                release=self.records.stage(stage).get("current"),
+                data={"script": script, "percent": percent, **deployment.to_json()},
+            )
+        return script, deployment
+
     async def rollback(
         self, stage: str, *, to: str | None = None, force: bool = False, actor: str | None = None
     ) -> Outcome:

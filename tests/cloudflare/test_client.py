@@ -95,7 +95,7 @@ def test_requests_the_contract_does_not_describe_fail(fake: FakeCloudflare) -> N
     async def go() -> None:
         async with client(fake) as c:
             with pytest.raises(CloudflareError) as info:  # not in the contract at all
-                await c.call("GET", f"/accounts/{fake.account_id}/workers/scripts/a/versions")
+                await c.call("GET", f"/accounts/{fake.account_id}/workers/scripts/a/schedules")
             assert info.value.code == 7000
             with pytest.raises(CloudflareError) as info:  # a body the schema refuses
                 await c.call(
@@ -105,7 +105,7 @@ def test_requests_the_contract_does_not_describe_fail(fake: FakeCloudflare) -> N
 
     run(go())
     assert len(fake.violations) == 2
-    assert "versions" in fake.violations[0] and "kv/namespaces" in fake.violations[1]
+    assert "schedules" in fake.violations[0] and "kv/namespaces" in fake.violations[1]
 
 
 def test_pagination_reads_every_page(fake: FakeCloudflare) -> None:

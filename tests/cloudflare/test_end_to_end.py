@@ -142,8 +142,11 @@ def test_deploy_call_update_promote_rollback_destroy(target: Target, tmp_path: P
         assert second.release != first.release
         url = second.result.outputs["url"]
         assert target.version(url, "staging") == "v2"
-        if target.fake is not None:  # each deploy is a new version of the script
-            assert len(target.fake.scripts["e2e-api-staging"].versions) == 2
+        if target.fake is not None:  # each deploy is a new version, deployed at 100%
+            script = target.fake.scripts["e2e-api-staging"]
+            assert len(script.versions) == 2 and len(script.deployments) == 2
+            assert script.active is not None
+            assert script.active.split == {script.versions[1].id: 100}
 
         promoted = run(pipeline.promote("prod"))
         assert promoted.release == second.release and promoted.healthy
@@ -154,8 +157,11 @@ def test_deploy_call_update_promote_rollback_destroy(target: Target, tmp_path: P
         back = run(pipeline.rollback("staging"))
         assert back.release == first.release
         assert target.version(back.result.outputs["url"], "staging") == "v1"
-        if target.fake is not None:
-            assert len(target.fake.scripts["e2e-api-staging"].versions) == 3
+        if target.fake is not None:  # the first version deployed again, nothing uploaded
+            script = target.fake.scripts["e2e-api-staging"]
+            assert len(script.versions) == 2 and len(script.deployments) == 3
+            assert script.active is not None
+            assert script.active.split == {script.versions[0].id: 100}
     finally:
         run(pipeline.app.destroy("prod"))
         run(pipeline.app.destroy("staging"))

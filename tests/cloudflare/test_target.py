@@ -170,7 +170,7 @@ def test_updates_rename_kv_add_versions_and_migrate_classes(
         "old_tag": "v1",
         "new_sqlite_classes": ["Room"],
     }
-    assert script.migration_tag == "v2" and script.versions[0] == first
+    assert script.migration_tag == "v2" and script.versions[0].etag == first
     outputs = run(app.read("prod")).outputs
     assert outputs["url"].endswith(".workers.dev")
 

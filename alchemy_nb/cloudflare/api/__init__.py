@@ -13,6 +13,13 @@ Example::
 
     async with await CloudflareClient.from_env() as client:
         account = await client.account_id()
+
+Versions and gradual deployments (canaries)::
+
+    from alchemy_nb.cloudflare.api import list_versions, split
+
+    new, old = (await list_versions("myapp-api-prod"))[:2]
+    await split("myapp-api-prod", {old.id: 90, new.id: 10})
 """
 
 from __future__ import annotations
@@ -26,17 +33,33 @@ from ._profiles import (
     resolve_credentials,
     save_profile,
 )
+from ._versions import (
+    WorkerDeployment,
+    WorkerVersion,
+    active_deployment,
+    canary,
+    list_deployments,
+    list_versions,
+    split,
+)
 
 __all__ = [
     "CloudflareClient",
     "CloudflareError",
     "Credentials",
     "Drift",
+    "WorkerDeployment",
+    "WorkerVersion",
+    "active_deployment",
+    "canary",
     "client_for",
     "delete_profile",
     "detect_drift",
+    "list_deployments",
     "list_profiles",
+    "list_versions",
     "profiles_path",
     "resolve_credentials",
     "save_profile",
+    "split",
 ]

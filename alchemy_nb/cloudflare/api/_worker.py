@@ -2,14 +2,19 @@
 metadata, Durable Object migrations derived from the classes bound, the workers.dev
 subdomain, and Workflow registration.
 
-Every upload is a new version of the script (its ``etag``); the outputs keep the current
-one and the previous ones, so a rollback redeploys an earlier release's sources as a new
-upload of the old code.
+Every deploy is a Worker version deployed to 100% of traffic: the first one (and any one
+that carries a Durable Object migration, which only a script upload may apply) uploads the
+script, which creates a version and its deployment; the others upload a version
+(``POST .../versions``) and then deploy it (``POST .../deployments``). The outputs keep the
+version ids with a digest of what each one holds, so a deploy of code and configuration
+that an earlier version already holds (a rollback) deploys that version again instead of
+uploading it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import ConfigError, ProviderError
 from ._client import CloudflareClient, CloudflareError, client_for
 from ._resources import adopting, conflict, where, workflow_register
+from ._versions import deploy_split
 
 if TYPE_CHECKING:
     from ...engine import ResourceContext
@@ -121,10 +127,38 @@ def _parts(
     return parts
 
 
+def _digest(upload: WorkerUpload) -> str:
+    """What a version holds (modules, bindings, settings), as one hash. A secret's value
+    enters it only through a slow, salted key derivation, so the digest (kept in outputs)
+    is no shortcut to guessing the secret."""
+    digest = hashlib.sha256()
+    bindings = []
+    for binding in upload.bindings:
+        if binding.get("type") == "secret_text":
+            salt = f"alchemy-nb:{upload.name}:{binding.get('name', '')}".encode()
+            sealed = hashlib.pbkdf2_hmac(
+                "sha256", str(binding.get("text", "")).encode(), salt, 100_000
+            )
+            binding = {**binding, "text": sealed.hex()}
+        bindings.append(binding)
+    settings = {
+        "main_module": upload.main_module,
+        "compatibility_date": upload.compatibility_date,
+        "compatibility_flags": upload.compatibility_flags,
+        "bindings": bindings,
+    }
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    for name, path in upload.modules:
+        digest.update(f"\0{name}\0{len(name)}\0".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 async def worker_deploy(
     ctx: ResourceContext, upload: WorkerUpload, previous: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """Upload a new version of the script, then set workers.dev and register Workflows.
+    """Deploy a version of the script at 100% (uploading it unless an earlier version
+    holds the same code and configuration), then set workers.dev and register Workflows.
 
     On a first deploy whose later steps fail, the script is deleted again, so nothing is
     left half-created."""
@@ -135,7 +169,21 @@ async def worker_deploy(
             await _check_free(ctx, client, base, upload.name)
         prev_tag = (previous or {}).get("migration_tag")
         prev_classes = dict((previous or {}).get("do_classes") or {})
-        result = await _upload(ctx, client, script_path, upload, prev_tag, prev_classes)
+        digest = _digest(upload)
+        known: dict[str, str] = dict((previous or {}).get("digests") or {})
+        version_id, tag = None, prev_tag
+        if previous is not None and _migration(prev_tag, prev_classes, upload.do_classes) is None:
+            version_id = await _redeploy(ctx, client, script_path, upload.name, known, digest)
+        if version_id is None:
+            if previous is None or _migration(prev_tag, prev_classes, upload.do_classes):
+                result = await _upload(ctx, client, script_path, upload, prev_tag, prev_classes)
+                tag = result["migration_tag"]
+                version_id = await _serving_version(ctx, client, script_path)
+            else:
+                version_id = await _upload_version(ctx, client, script_path, upload, digest)
+                await deploy_split(
+                    client, script_path, upload.name, {version_id: 100}, where=where(ctx)
+                )
         try:
             subdomain = await _set_subdomain(ctx, client, script_path, upload, previous)
             for workflow_name, class_name in upload.workflows:
@@ -150,17 +198,84 @@ async def worker_deploy(
                     ok_statuses=frozenset({404}),
                 )
             raise
-        versions = [*((previous or {}).get("versions") or []), result["etag"]][-_KEEP_VERSIONS:]
+        earlier = [v for v in (previous or {}).get("versions") or [] if v != version_id]
+        versions = [*earlier, version_id][-_KEEP_VERSIONS:]
+        known[version_id] = digest
         return {
             "name": upload.name,
             "url": f"https://{upload.name}.{subdomain}.workers.dev" if subdomain else "",
             "port": 0,
-            "version": result["etag"],
+            "version": version_id,
             "versions": versions,
-            "migration_tag": result["migration_tag"],
+            "digests": {v: known[v] for v in versions if v in known},
+            "migration_tag": tag,
             "do_classes": upload.do_classes,
             "workers_dev": upload.workers_dev,
         }
+
+
+async def _redeploy(
+    ctx: ResourceContext,
+    client: CloudflareClient,
+    script_path: str,
+    name: str,
+    known: dict[str, str],
+    digest: str,
+) -> str | None:
+    """Deploy the newest earlier version holding exactly this upload at 100%; None when
+    there is none (or Cloudflare no longer has it)."""
+    for version_id in reversed(list(known)):
+        if known[version_id] != digest:
+            continue
+        try:
+            await deploy_split(client, script_path, name, {version_id: 100}, where=where(ctx))
+        except CloudflareError as exc:
+            if exc.code == 10007 or exc.status == 404:
+                continue  # gone from the account: upload it again
+            raise
+        return version_id
+    return None
+
+
+async def _serving_version(ctx: ResourceContext, client: CloudflareClient, script_path: str) -> str:
+    """The version serving most of the script's traffic now."""
+    result = await client.call("GET", f"{script_path}/deployments", where=where(ctx))
+    deployments = (result or {}).get("deployments") or []
+    split = (deployments[0].get("versions") or []) if deployments else []
+    if not split:
+        raise ProviderError(
+            "Cloudflare shows no deployment of the script just uploaded",
+            where=where(ctx),
+            fix="deploy again; if it persists, check the Worker's deployments in the dashboard",
+        )
+    return str(max(split, key=lambda v: v["percentage"])["version_id"])
+
+
+async def _upload_version(
+    ctx: ResourceContext,
+    client: CloudflareClient,
+    script_path: str,
+    upload: WorkerUpload,
+    digest: str,
+) -> str:
+    """Upload a version (deployed to no traffic yet); its id."""
+    metadata: dict[str, Any] = {
+        "main_module": upload.main_module,
+        "compatibility_date": upload.compatibility_date,
+        "compatibility_flags": upload.compatibility_flags,
+        "bindings": upload.bindings,
+        "annotations": {
+            "workers/message": f"alchemy-nb {ctx.stage}"[:50],
+            "workers/tag": digest[:20],
+        },
+    }
+    try:
+        result = await client.call(
+            "POST", f"{script_path}/versions", files=_parts(ctx, upload, metadata), where=where(ctx)
+        )
+    except CloudflareError as exc:
+        raise _upload_error(ctx, exc) from None
+    return str((result or {})["id"])
 
 
 async def _check_free(ctx: ResourceContext, client: CloudflareClient, base: str, name: str) -> None:
@@ -273,15 +388,18 @@ async def worker_delete(ctx: ResourceContext, name: str) -> None:
 
 
 async def worker_read(ctx: ResourceContext, name: str) -> dict[str, Any] | None:
-    """The live script's version and workers.dev setting, or None when it is gone."""
+    """The version serving most of the live script's traffic and its workers.dev setting,
+    or None when the script is gone."""
     async with client_for() as client:
         base = await client.account_path(where(ctx))
         scripts = await client.call("GET", f"{base}/workers/scripts", where=where(ctx))
         found = next((s for s in scripts or [] if s.get("id") == name), None)
         if found is None:
             return None
-        sub = await client.call("GET", f"{base}/workers/scripts/{name}/subdomain", where=where(ctx))
-        return {"version": found.get("etag", ""), "workers_dev": bool((sub or {}).get("enabled"))}
+        script_path = f"{base}/workers/scripts/{name}"
+        sub = await client.call("GET", f"{script_path}/subdomain", where=where(ctx))
+        version = await _serving_version(ctx, client, script_path)
+        return {"version": version, "workers_dev": bool((sub or {}).get("enabled"))}
 
 
 async def do_namespace_read(

@@ -14,6 +14,7 @@ Example::
         monkeypatch.setenv("CLOUDFLARE_API_TOKEN", fake.token)
         await app.deploy("prod")            # a stage with target = "cloudflare"
         assert fake.scripts["myapp-api-prod"].bindings["DB"]["type"] == "d1"
+        assert fake.scripts["myapp-api-prod"].active.split  # version id -> percentage
         assert not fake.violations
 
 ``mock_cloudflare()`` does the same with the environment set for you (like moto's
@@ -23,6 +24,12 @@ its base URL.
 
 from __future__ import annotations
 
-from ._fake import FakeCloudflare, FakeScript, mock_cloudflare
+from ._fake import FakeCloudflare, FakeDeployment, FakeScript, FakeVersion, mock_cloudflare
 
-__all__ = ["FakeCloudflare", "FakeScript", "mock_cloudflare"]
+__all__ = [
+    "FakeCloudflare",
+    "FakeDeployment",
+    "FakeScript",
+    "FakeVersion",
+    "mock_cloudflare",
+]

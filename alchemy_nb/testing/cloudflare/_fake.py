@@ -3,8 +3,14 @@ in-memory state.
 
 Every request is validated against the vendor's OpenAPI description (a trimmed copy ships
 as ``openapi.json`` beside this module) with openapi-core before it is served, and every
-response before it is sent. The Worker upload's ``metadata`` part is decoded and validated
-against ``workers_script_upload_metadata`` separately. A request the contract does not
+response before it is sent. The ``metadata`` part of a Worker upload (``PUT`` script) or a
+version upload (``POST .../versions``) is decoded and validated against
+``workers_script_upload_metadata`` or ``workers_version_upload_metadata`` separately.
+Versions and deployments are kept per script: a script upload creates a version and a
+deployment of it at 100%; a version upload creates a version that serves nothing until a
+deployment (one version at 100%, or two whose percentages add up to 100) names it.
+Error codes the description does not fix are the fake's choice: 10007 for an unknown
+script or version, 10021 for a refused upload or deployment. A request the contract does not
 describe is answered as Cloudflare answers an unknown route (404, code 7000) and recorded
 in :attr:`FakeCloudflare.violations`, which a test asserts is empty.
 
@@ -42,7 +48,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FakeCloudflare", "FakeScript", "mock_cloudflare"]
+__all__ = ["FakeCloudflare", "FakeDeployment", "FakeScript", "FakeVersion", "mock_cloudflare"]
 
 SPEC_PATH = Path(__file__).with_name("openapi.json")
 _HOST = "http://fake.invalid"
@@ -57,8 +63,46 @@ class _Fail(Exception):
 
 
 @dataclass
+class FakeVersion:
+    """One Worker version: what one upload sent (a script upload, or a version upload that
+    deploys nothing)."""
+
+    id: str
+    number: int
+    metadata: dict[str, Any]
+    modules: dict[str, tuple[str, bytes]]
+    """Module name -> (content type, bytes)."""
+    etag: str
+    created_on: str
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def bindings(self) -> dict[str, dict[str, Any]]:
+        """The uploaded bindings by name."""
+        return {b["name"]: b for b in self.metadata.get("bindings", [])}
+
+
+@dataclass
+class FakeDeployment:
+    """One deployment: which versions serve the script's traffic, and what share each."""
+
+    id: str
+    created_on: str
+    source: str
+    versions: list[dict[str, Any]]
+    """``{"version_id": ..., "percentage": ...}`` for each version, as created."""
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def split(self) -> dict[str, float]:
+        """Version id -> percentage of traffic."""
+        return {v["version_id"]: v["percentage"] for v in self.versions}
+
+
+@dataclass
 class FakeScript:
-    """A Worker script as uploaded: its metadata, modules and workers.dev setting."""
+    """A Worker script: its versions and deployments, and (as ``metadata``, ``modules``,
+    ``etag``) the version serving the most traffic in the latest deployment."""
 
     name: str
     metadata: dict[str, Any]
@@ -70,13 +114,24 @@ class FakeScript:
     migration_tag: str | None = None
     subdomain_enabled: bool = False
     previews_enabled: bool = False
-    versions: list[str] = field(default_factory=list)
-    """Every uploaded etag, oldest first."""
+    versions: list[FakeVersion] = field(default_factory=list)
+    """Every version uploaded, oldest first."""
+    deployments: list[FakeDeployment] = field(default_factory=list)
+    """Every deployment, oldest first; the last one serves traffic."""
 
     @property
     def bindings(self) -> dict[str, dict[str, Any]]:
-        """The uploaded bindings by name."""
+        """The serving version's bindings by name."""
         return {b["name"]: b for b in self.metadata.get("bindings", [])}
+
+    @property
+    def active(self) -> FakeDeployment | None:
+        """The deployment serving traffic now."""
+        return self.deployments[-1] if self.deployments else None
+
+    def version(self, version_id: str) -> FakeVersion | None:
+        """The version with that id, or None."""
+        return next((v for v in self.versions if v.id == version_id), None)
 
 
 @cache
@@ -154,6 +209,18 @@ def _metadata_validator() -> Any:
     return OAS30WriteValidator(
         {
             "$ref": "#/components/schemas/workers_script_upload_metadata",
+            "components": _spec()["components"],
+        }
+    )
+
+
+@cache
+def _version_metadata_validator() -> Any:
+    from openapi_schema_validator import OAS30WriteValidator
+
+    return OAS30WriteValidator(
+        {
+            "$ref": "#/components/schemas/workers_version_upload_metadata",
             "components": _spec()["components"],
         }
     )
@@ -489,6 +556,15 @@ class FakeCloudflare:
                 a + "/workers/scripts/(?P<name>[^/]+)/subdomain",
                 self._del_script_subdomain,
             ),
+            ("POST", a + "/workers/scripts/(?P<name>[^/]+)/versions", self._version_upload),
+            ("GET", a + "/workers/scripts/(?P<name>[^/]+)/versions", self._versions_list),
+            (
+                "GET",
+                a + "/workers/scripts/(?P<name>[^/]+)/versions/(?P<version>[^/]+)",
+                self._version_get,
+            ),
+            ("POST", a + "/workers/scripts/(?P<name>[^/]+)/deployments", self._deploy_versions),
+            ("GET", a + "/workers/scripts/(?P<name>[^/]+)/deployments", self._deployments_list),
             ("GET", a + "/workers/subdomain", self._account_subdomain),
             ("PUT", a + "/workers/subdomain", self._set_account_subdomain),
             ("GET", a + "/workers/durable_objects/namespaces", self._do_list),
@@ -532,10 +608,10 @@ class FakeCloudflare:
     def _scripts(self, *_: Any) -> Any:
         return 200, _ok([self._script_summary(s) for s in self.scripts.values()])
 
-    async def _upload(
-        self, params: dict[str, str], query: dict[str, str], body: bytes, request: Any
-    ) -> Any:
-        name = params["name"]
+    async def _accept(
+        self, name: str, body: bytes, request: Any, validator: Any, what: str
+    ) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
+        """The checks every upload passes (name, size, metadata, modules, bindings)."""
         if not re.fullmatch(r"[a-z0-9_][a-z0-9-_]*", name):
             raise _Fail(400, 10016, f"invalid script name {name!r}")
         if len(body) > self.max_script_bytes:
@@ -545,12 +621,10 @@ class FakeCloudflare:
                 f"Your Worker exceeded the size limit of {self.max_script_bytes // 1024} KiB",
             )
         metadata, modules = await _parse_upload(request, body)
-        errors = sorted(
-            _metadata_validator().iter_errors(metadata), key=lambda e: [str(p) for p in e.path]
-        )
+        errors = sorted(validator.iter_errors(metadata), key=lambda e: [str(p) for p in e.path])
         if errors:
             where = "/".join(str(p) for p in errors[0].path) or "(metadata)"
-            self.violations.append(f"upload metadata of {name}: {where}: {errors[0].message}")
+            self.violations.append(f"{what} metadata of {name}: {where}: {errors[0].message}")
             # the answer names the place and the rule, never the value (it may be a secret)
             raise _Fail(400, 10021, f"metadata: {where}: fails {errors[0].validator!r}")
         main = metadata.get("main_module")
@@ -574,6 +648,71 @@ class FakeCloudflare:
                         + (f" line {line}" if line else "")
                         + f": {getattr(exc, 'msg', exc)}",
                     ) from None
+        return metadata, modules
+
+    def _new_version(
+        self,
+        script: FakeScript,
+        metadata: dict[str, Any],
+        modules: dict[str, tuple[str, bytes]],
+        body: bytes,
+        triggered_by: str,
+    ) -> FakeVersion:
+        annotations = {
+            k: v for k, v in (metadata.get("annotations") or {}).items() if isinstance(v, str)
+        }
+        version = FakeVersion(
+            id=str(uuid.uuid4()),
+            number=len(script.versions) + 1,
+            metadata=metadata,
+            modules=modules,
+            etag=hashlib.sha256(body).hexdigest(),
+            created_on=_now(),
+            annotations={**annotations, "workers/triggered_by": triggered_by},
+        )
+        script.versions.append(version)
+        for binding in metadata.get("bindings", []):
+            if binding.get("type") == "workflow" and binding.get("class_name"):
+                self._register_workflow(
+                    binding["workflow_name"],
+                    binding["class_name"],
+                    binding.get("script_name") or script.name,
+                )
+        return version
+
+    def _deploy_split(
+        self,
+        script: FakeScript,
+        split: list[dict[str, Any]],
+        annotations: dict[str, str],
+        source: str,
+    ) -> FakeDeployment:
+        deployment = FakeDeployment(
+            id=str(uuid.uuid4()),
+            created_on=_now(),
+            source=source,
+            versions=split,
+            annotations=annotations,
+        )
+        script.deployments.append(deployment)
+        top = max(split, key=lambda v: v["percentage"])["version_id"]
+        serving = script.version(top)
+        assert serving is not None
+        script.metadata, script.modules, script.etag = (
+            serving.metadata,
+            serving.modules,
+            serving.etag,
+        )
+        script.modified_on = deployment.created_on
+        return deployment
+
+    async def _upload(
+        self, params: dict[str, str], query: dict[str, str], body: bytes, request: Any
+    ) -> Any:
+        """PUT .../scripts/NAME: upload a new version and deploy it to 100% at once (the
+        only upload that may carry Durable Object migrations)."""
+        name = params["name"]
+        metadata, modules = await self._accept(name, body, request, _metadata_validator(), "upload")
         old = self.scripts.get(name)
         migrations = metadata.get("migrations")
         new_tag = old.migration_tag if old else None
@@ -608,30 +747,118 @@ class FakeCloudflare:
             new_tag = migrations.get("new_tag")
         for binding in metadata.get("bindings", []):
             self._check_binding(name, binding)
-        digest = hashlib.sha256(body).hexdigest()
         now = _now()
-        script = FakeScript(
-            name=name,
-            metadata=metadata,
-            modules=modules,
-            etag=digest,
-            created_on=old.created_on if old else now,
-            modified_on=now,
-            migration_tag=new_tag,
-            subdomain_enabled=old.subdomain_enabled if old else False,
-            previews_enabled=old.previews_enabled if old else False,
-            versions=[*(old.versions if old else []), digest],
+        script = old or FakeScript(
+            name=name, metadata={}, modules={}, etag="", created_on=now, modified_on=now
         )
+        script.migration_tag = new_tag
         self.scripts[name] = script
-        for binding in metadata.get("bindings", []):
-            if binding.get("type") == "workflow" and binding.get("class_name"):
-                self._register_workflow(
-                    binding["workflow_name"],
-                    binding["class_name"],
-                    binding.get("script_name") or name,
-                )
+        version = self._new_version(script, metadata, modules, body, "upload")
+        self._deploy_split(script, [{"version_id": version.id, "percentage": 100}], {}, "api")
         result = {**self._script_summary(script), "handlers": ["fetch"], "startup_time_ms": 1}
         return 200, _ok(result)
+
+    async def _version_upload(
+        self, params: dict[str, str], query: dict[str, str], body: bytes, request: Any
+    ) -> Any:
+        """POST .../scripts/NAME/versions: a new version of an existing script, deployed to
+        no traffic until a deployment names it."""
+        script = self._script(params["name"])
+        metadata, modules = await self._accept(
+            script.name, body, request, _version_metadata_validator(), "version upload"
+        )
+        if "migrations" in metadata:
+            raise _Fail(
+                400,
+                10021,
+                "Durable Object migrations cannot be applied by a version upload; "
+                "upload the script (PUT) instead",
+            )
+        for binding in metadata.get("bindings", []):
+            self._check_binding(script.name, binding)
+        version = self._new_version(script, metadata, modules, body, "upload")
+        return 200, _ok(self._version_view(script, version, full=True))
+
+    def _version_view(
+        self, script: FakeScript, version: FakeVersion, *, full: bool
+    ) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "id": version.id,
+            "number": version.number,
+            "metadata": {
+                "author_email": "user@example.com",
+                "created_on": version.created_on,
+                "modified_on": version.created_on,
+                "source": "api",
+            },
+            "annotations": version.annotations,
+        }
+        if full:
+            view["resources"] = {
+                "bindings": version.metadata.get("bindings", []),
+                "script": {"etag": version.etag, "handlers": ["fetch"]},
+                "script_runtime": {
+                    "compatibility_date": version.metadata.get("compatibility_date", ""),
+                    "compatibility_flags": version.metadata.get("compatibility_flags", []),
+                },
+            }
+        return view
+
+    def _versions_list(self, params: dict[str, str], *_: Any) -> Any:
+        script = self._script(params["name"])
+        items = [self._version_view(script, v, full=False) for v in reversed(script.versions)]
+        return 200, _ok({"items": items})
+
+    def _version_get(self, params: dict[str, str], *_: Any) -> Any:
+        script = self._script(params["name"])
+        version = script.version(params["version"])
+        if version is None:
+            raise _Fail(404, 10007, f"version {params['version']!r} does not exist")
+        return 200, _ok(self._version_view(script, version, full=True))
+
+    def _deployment_view(self, deployment: FakeDeployment) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "id": deployment.id,
+            "source": deployment.source,
+            "strategy": "percentage",
+            "author_email": "user@example.com",
+            "created_on": deployment.created_on,
+            "versions": deployment.versions,
+        }
+        if deployment.annotations:
+            view["annotations"] = deployment.annotations
+        return view
+
+    def _deploy_versions(
+        self, params: dict[str, str], query: dict[str, str], body: bytes, *_: Any
+    ) -> Any:
+        """POST .../scripts/NAME/deployments: one version at 100%, or two whose
+        percentages add up to 100."""
+        script = self._script(params["name"])
+        data = json.loads(body)
+        split = data["versions"]
+        if not 1 <= len(split) <= 2:
+            raise _Fail(400, 10021, f"a deployment has one or two versions, not {len(split)}")
+        ids = [v["version_id"] for v in split]
+        if len(set(ids)) != len(ids):
+            raise _Fail(400, 10021, "a deployment names each version once")
+        for version_id in ids:
+            if script.version(version_id) is None:
+                raise _Fail(404, 10007, f"version {version_id!r} does not exist")
+        total = sum(float(v["percentage"]) for v in split)
+        if abs(total - 100) > 1e-9:
+            raise _Fail(400, 10021, f"the versions' percentages add up to {total:g}, not 100")
+        annotations = {
+            k: v for k, v in (data.get("annotations") or {}).items() if isinstance(v, str)
+        }
+        split = [{"version_id": v["version_id"], "percentage": v["percentage"]} for v in split]
+        deployment = self._deploy_split(script, split, annotations, "api")
+        return 200, _ok(self._deployment_view(deployment))
+
+    def _deployments_list(self, params: dict[str, str], *_: Any) -> Any:
+        script = self._script(params["name"])
+        views = [self._deployment_view(d) for d in reversed(script.deployments)]
+        return 200, _ok({"deployments": views})
 
     def _check_binding(self, script: str, b: dict[str, Any]) -> None:
         kind, name = b.get("type"), b.get("name")
