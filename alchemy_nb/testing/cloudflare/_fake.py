@@ -9,10 +9,15 @@ version upload (``POST .../versions``) is decoded and validated against
 Versions and deployments are kept per script: a script upload creates a version and a
 deployment of it at 100%; a version upload creates a version that serves nothing until a
 deployment (one version at 100%, or two whose percentages add up to 100) names it.
-Error codes the description does not fix are the fake's choice: 10007 for an unknown
-script or version, 10021 for a refused upload or deployment. A request the contract does not
-describe is answered as Cloudflare answers an unknown route (404, code 7000) and recorded
-in :attr:`FakeCloudflare.violations`, which a test asserts is empty.
+Queues keep their consumers; a queue's producers are the scripts whose serving version
+binds it. Queue errors carry Cloudflare's codes: 10104 (QueueNotFound, as Cloudflare's
+Queues error-code reference documents it) for an unknown queue, 11009 for a queue name
+already taken, 11004 for a second consumer of one script on one queue. Other error codes
+the description does not fix are the fake's choice: 10007 for an unknown script or
+version, 10021 for a refused upload or deployment, 11000 for an unknown consumer. A
+request the contract does not describe is answered as Cloudflare answers an unknown route
+(404, code 7000) and recorded in :attr:`FakeCloudflare.violations`, which a test asserts
+is empty.
 
 Faults for resilience tests: ``latency`` (seconds per call), ``rate_limit_ratio`` (share of
 calls answered 429 with ``Retry-After``), ``error_ratio`` (share answered 503 before they
@@ -275,6 +280,10 @@ class FakeCloudflare:
         self._d1_conns: dict[str, sqlite3.Connection] = {}
         self.r2: dict[str, dict[str, Any]] = {}
         self.workflows: dict[str, dict[str, Any]] = {}
+        self.queues: dict[str, dict[str, Any]] = {}
+        """Queue id -> ``{queue_id, queue_name, created_on, modified_on}``."""
+        self.consumers: dict[str, list[dict[str, Any]]] = {}
+        """Queue id -> its consumers (``consumer_id``, ``script_name``, ``settings``, ...)."""
         self.violations: list[str] = []
         """Requests or responses that broke the contract (empty in a passing test)."""
         self.requests = 0
@@ -586,6 +595,13 @@ class FakeCloudflare:
             ("GET", a + "/workflows/(?P<wf>[^/]+)", self._wf_get),
             ("PUT", a + "/workflows/(?P<wf>[^/]+)", self._wf_put),
             ("DELETE", a + "/workflows/(?P<wf>[^/]+)", self._wf_delete),
+            ("GET", a + "/queues", self._q_list),
+            ("POST", a + "/queues", self._q_create),
+            ("GET", a + "/queues/(?P<q>[^/]+)", self._q_get),
+            ("DELETE", a + "/queues/(?P<q>[^/]+)", self._q_delete),
+            ("GET", a + "/queues/(?P<q>[^/]+)/consumers", self._qc_list),
+            ("POST", a + "/queues/(?P<q>[^/]+)/consumers", self._qc_create),
+            ("DELETE", a + "/queues/(?P<q>[^/]+)/consumers/(?P<c>[^/]+)", self._qc_delete),
         ]
         return [(m, re.compile(p), h) for m, p, h in table]
 
@@ -871,6 +887,8 @@ class FakeCloudflare:
             missing = f"R2 bucket {b['bucket_name']}"
         elif kind == "service" and b["service"] not in self.scripts and b["service"] != script:
             missing = f"Worker {b['service']}"
+        elif kind == "queue" and self._q_named(b["queue_name"]) is None:
+            missing = f"Queue {b['queue_name']}"
         if missing:
             raise _Fail(400, 10021, f"binding {name}: {missing} does not exist")
 
@@ -887,6 +905,8 @@ class FakeCloudflare:
         if bound and query.get("force") != "true":
             raise _Fail(400, 10064, "Cannot delete a Worker with Durable Object namespaces")
         del self.scripts[name]
+        for consumers in self.consumers.values():
+            consumers[:] = [c for c in consumers if c["script_name"] != name]
         self.do_namespaces = [n for n in self.do_namespaces if n["script"] != name]
         return 200, _ok(None)
 
@@ -1087,6 +1107,110 @@ class FakeCloudflare:
         if self.workflows.pop(params["wf"], None) is None:
             raise _Fail(404, 10200, "Workflow not found")
         return 200, _ok({"status": "ok", "success": True})
+
+    # ----------------------------------------------------------------- Queues
+    def _q_named(self, name: str) -> dict[str, Any] | None:
+        return next((q for q in self.queues.values() if q["queue_name"] == name), None)
+
+    def _q_find(self, queue_id: str) -> dict[str, Any]:
+        queue = self.queues.get(queue_id)
+        if queue is None:
+            raise _Fail(404, 10104, "Queue does not exist")
+        return queue
+
+    def _qc_view(self, queue: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "consumer_id": c["consumer_id"],
+            "created_on": c["created_on"],
+            "queue_name": queue["queue_name"],
+            "service": c["script_name"],
+            "script_name": c["script_name"],
+            "type": "worker",
+            "dead_letter_queue": c["dead_letter_queue"],
+            "settings": c["settings"],
+        }
+
+    def _q_view(self, queue: dict[str, Any]) -> dict[str, Any]:
+        name = queue["queue_name"]
+        producers = [
+            {"type": "worker", "script": s.name}
+            for s in self.scripts.values()
+            if any(
+                b.get("type") == "queue" and b.get("queue_name") == name
+                for b in s.bindings.values()
+            )
+        ]
+        consumers = [self._qc_view(queue, c) for c in self.consumers[queue["queue_id"]]]
+        return {
+            **queue,
+            "producers": producers,
+            "producers_total_count": len(producers),
+            "consumers": consumers,
+            "consumers_total_count": len(consumers),
+        }
+
+    def _q_list(self, params: Any, query: dict[str, str], *_: Any) -> Any:
+        return _page([self._q_view(q) for q in self.queues.values()], query, default=100)
+
+    def _q_create(self, params: Any, query: Any, body: bytes, *_: Any) -> Any:
+        data = json.loads(body or b"null")
+        name = data.get("queue_name") if isinstance(data, dict) else None
+        if not isinstance(name, str) or not re.fullmatch(r"[a-zA-Z0-9_-]{1,63}", name):
+            raise _Fail(400, 10207, "Request JSON body does not match expected schema")
+        if self._q_named(name) is not None:
+            raise _Fail(400, 11009, "Queue name already taken")
+        now = _now()
+        queue = {"queue_id": _hex(), "queue_name": name, "created_on": now, "modified_on": now}
+        self.queues[queue["queue_id"]] = queue
+        self.consumers[queue["queue_id"]] = []
+        return 200, _ok(dict(queue))
+
+    def _q_get(self, params: dict[str, str], *_: Any) -> Any:
+        return 200, _ok(self._q_view(self._q_find(params["q"])))
+
+    def _q_delete(self, params: dict[str, str], *_: Any) -> Any:
+        self._q_find(params["q"])
+        del self.queues[params["q"]]
+        del self.consumers[params["q"]]
+        return 200, _ok([])  # the contract's delete envelope allows only a list here
+
+    def _qc_list(self, params: dict[str, str], query: dict[str, str], *_: Any) -> Any:
+        queue = self._q_find(params["q"])
+        views = [self._qc_view(queue, c) for c in self.consumers[queue["queue_id"]]]
+        return _page(views, query, default=100)
+
+    def _qc_create(self, params: dict[str, str], query: Any, body: bytes, *_: Any) -> Any:
+        queue = self._q_find(params["q"])
+        data = json.loads(body or b"null")
+        script = data.get("script_name") if isinstance(data, dict) else None
+        if not isinstance(script, str) or data.get("type", "worker") != "worker":
+            raise _Fail(400, 10207, "Request JSON body does not match expected schema")
+        if script not in self.scripts:
+            raise _Fail(404, 10007, "This Worker does not exist on your account.")
+        consumers = self.consumers[queue["queue_id"]]
+        if any(c["script_name"] == script for c in consumers):
+            raise _Fail(400, 11004, "workers.api.error.consumer_exists")
+        dlq = data.get("dead_letter_queue") or ""
+        if dlq and self._q_named(dlq) is None:
+            raise _Fail(404, 10104, "Queue does not exist")
+        settings = {"batch_size": 10, "max_retries": 3, "max_wait_time_ms": 5000}
+        settings.update(data.get("settings") or {})
+        consumer = {
+            "consumer_id": _hex(),
+            "created_on": _now(),
+            "script_name": script,
+            "dead_letter_queue": dlq,
+            "settings": settings,
+        }
+        consumers.append(consumer)
+        return 200, _ok(self._qc_view(queue, consumer))
+
+    def _qc_delete(self, params: dict[str, str], *_: Any) -> Any:
+        consumers = self.consumers[self._q_find(params["q"])["queue_id"]]
+        if not any(c["consumer_id"] == params["c"] for c in consumers):
+            raise _Fail(404, 11000, "consumer not found")
+        consumers[:] = [c for c in consumers if c["consumer_id"] != params["c"]]
+        return 200, _ok([])  # the contract's delete envelope allows only a list here
 
 
 @contextmanager
