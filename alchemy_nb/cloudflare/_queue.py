@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ..engine import Input, Outputs, Props, Provider, Resource, ResourceContext
-from ..errors import ConfigError
 from ._common import local_dir, local_id, on_cloudflare, physical_name, remove_sqlite, require_local
 
 __all__ = ["Queue", "QueueOutputs", "QueueProps"]
@@ -24,18 +23,16 @@ class QueueOutputs(Outputs):
 
 
 class QueueProvider(Provider[QueueProps, QueueOutputs]):
-    """On the local target, a SQLite file of messages."""
+    """On the local target, a SQLite file of messages; on the cloudflare target, a queue
+    (a name conflict is adopted with ``--adopt``)."""
 
     replace_on = frozenset({"name"})
 
     async def create(self, ctx: ResourceContext, props: QueueProps) -> QueueOutputs:
         if on_cloudflare(ctx):
-            raise ConfigError(
-                "Queues are not available on the cloudflare target yet: the Cloudflare API "
-                "description this build is tested against has no Queues operations",
-                where=f"{ctx.fqn} ({ctx.kind}), phase {ctx.phase}",
-                fix="deploy queues on the local target, or leave them out of this stage",
-            )
+            from .api._resources import queue_create
+
+            return QueueOutputs(**await queue_create(ctx, physical_name(ctx, props.name)))
         require_local(ctx)
         local_dir(ctx, "queues").mkdir(parents=True, exist_ok=True)
         return QueueOutputs(queue_id=local_id(ctx), name=physical_name(ctx, props.name))
@@ -44,9 +41,23 @@ class QueueProvider(Provider[QueueProps, QueueOutputs]):
         self, ctx: ResourceContext, props: QueueProps, outputs: QueueOutputs | None
     ) -> None:
         if on_cloudflare(ctx):
-            return  # never created there
+            from .api._resources import queue_delete
+
+            if outputs is not None:
+                await queue_delete(ctx, outputs.queue_id)
+            return
         path = local_dir(ctx, "queues", f"{ctx.id}.sqlite")
         remove_sqlite(path)
+
+    async def read(
+        self, ctx: ResourceContext, props: QueueProps, outputs: QueueOutputs
+    ) -> QueueOutputs | None:
+        if not on_cloudflare(ctx):
+            return outputs
+        from .api._resources import queue_read
+
+        live = await queue_read(ctx, outputs.queue_id)
+        return None if live is None else QueueOutputs(**live)
 
 
 class Queue(Resource[QueueProps, QueueOutputs]):

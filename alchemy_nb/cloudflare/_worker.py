@@ -121,6 +121,9 @@ class WorkerOutputs(Outputs):
     do_classes: dict[str, bool] = {}
     """On the cloudflare target: the Durable Object classes hosted -> SQLite-backed."""
     workers_dev: bool = False
+    consumers: dict[str, str] = {}
+    """On the cloudflare target: queue id -> consumer id, for each queue this worker
+    consumes (``queue_consumers``)."""
 
 
 def _code_files(root: Path) -> list[tuple[Path, str]]:
@@ -194,8 +197,11 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
         self, ctx: ResourceContext, props: WorkerProps, outputs: WorkerOutputs | None
     ) -> None:
         if on_cloudflare(ctx):
+            from .api._resources import queue_consumers_remove
             from .api._worker import worker_delete
 
+            if outputs is not None:
+                await queue_consumers_remove(ctx, outputs.consumers)
             await worker_delete(ctx, outputs.name if outputs else physical_name(ctx, props.name))
             return
         if ctx.target != "local":
@@ -243,9 +249,14 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
             do_classes=do_classes,
             workflows=workflows,
             workers_dev=props.workers_dev,
+            queue_consumers=_api_consumers(ctx, props),
         )
         renamed = outputs is not None and outputs.name != name
         previous = outputs.model_dump() if outputs is not None and not renamed else None
+        if renamed and outputs is not None:  # the old script stops consuming first
+            from .api._resources import queue_consumers_remove
+
+            await queue_consumers_remove(ctx, outputs.consumers)
         deployed = WorkerOutputs(**await worker_deploy(ctx, upload, previous))
         if renamed and outputs is not None:  # a new script under the new name: drop the old
             from .api._worker import worker_delete
@@ -453,22 +464,33 @@ def _api_bindings(
             out.append(binding)
         elif kind == "cloudflare::Worker":
             out.append({"type": "service", "name": key, "service": outs["name"]})
+        elif kind == "cloudflare::Queue":
+            out.append({"type": "queue", "name": key, "queue_name": outs["name"]})
         else:
             raise ConfigError(
                 f"binding {key!r} is a {kind}, which the cloudflare target cannot bind",
                 where=f"{ctx.fqn} ({ctx.kind}), phase {ctx.phase}",
-                fix="bind KV, D1, R2, Durable Object, Workflow or Worker resources, strings "
-                "or Secrets",
+                fix="bind KV, D1, R2, Durable Object, Workflow, Queue or Worker resources, "
+                "strings or Secrets",
             )
-    if props.queue_consumers:
-        raise ConfigError(
-            "queue consumers are not available on the cloudflare target yet (the API "
-            "description this build is tested against has no Queues operations)",
-            where=f"{ctx.fqn} ({ctx.kind}), phase {ctx.phase}",
-            fix="deploy queue consumers on the local target",
-        )
     out = [{"type": "plain_text", "name": k, "text": v} for k, v in plain.items()] + out
     return out, do_classes, workflows
+
+
+def _api_consumers(ctx: ResourceContext, props: WorkerProps) -> dict[str, str]:
+    """Queue id -> name of each queue the worker consumes, on the cloudflare target."""
+    found: dict[str, str] = {}
+    for queue in props.queue_consumers:
+        outs = _outputs(queue)
+        if getattr(queue, "kind", "") != "cloudflare::Queue" or not outs.get("queue_id"):
+            raise ConfigError(
+                f"queue_consumers holds {getattr(queue, 'kind', type(queue).__name__)} "
+                f"{getattr(queue, 'id', '')!r}, not a deployed Queue",
+                where=f"{ctx.fqn} ({ctx.kind}), queue_consumers, phase {ctx.phase}",
+                fix="list Queue resources of this app in queue_consumers",
+            )
+        found[str(outs["queue_id"])] = str(outs["name"])
+    return found
 
 
 def _dev_port() -> int:

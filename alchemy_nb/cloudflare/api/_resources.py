@@ -1,4 +1,4 @@
-"""Per-resource calls of the Cloudflare target: KV, D1, R2, Workflows.
+"""Per-resource calls of the Cloudflare target: KV, D1, R2, Queues, Workflows.
 
 Each function reconciles (observe, ensure, return) and names the resource in its errors.
 A create that meets an existing resource of the same name adopts it only when adoption
@@ -28,6 +28,11 @@ __all__ = [
     "kv_delete",
     "kv_read",
     "kv_rename",
+    "queue_consumers_remove",
+    "queue_consumers_sync",
+    "queue_create",
+    "queue_delete",
+    "queue_read",
     "r2_create",
     "r2_delete",
     "r2_read",
@@ -252,6 +257,118 @@ async def r2_read(ctx: ResourceContext, name: str) -> dict[str, Any] | None:
             "GET", f"{base}/r2/buckets/{name}", where=where(ctx), ok_statuses=_GONE
         )
         return None if bucket is None else {"name": bucket["name"]}
+
+
+# ---------------------------------------------------------------------- Queues
+_QUEUE_TAKEN = 11009
+
+
+async def queue_create(ctx: ResourceContext, name: str) -> dict[str, Any]:
+    """Create the queue ``name`` (or adopt it); returns ``{queue_id, name}``."""
+    async with client_for() as client:
+        base = await client.account_path(where(ctx))
+        try:
+            queue = await client.call(
+                "POST", f"{base}/queues", json={"queue_name": name}, where=where(ctx)
+            )
+        except CloudflareError as exc:
+            if exc.code != _QUEUE_TAKEN and "already" not in exc.message.lower():
+                raise
+            if not may_adopt(ctx, exc):
+                raise conflict(ctx, f"a queue named {name!r}", exc) from None
+            found = await client.paginate(f"{base}/queues", where=where(ctx))
+            queue = next((q for q in found if q.get("queue_name") == name), None)
+            if queue is None:
+                raise
+        return {"queue_id": queue["queue_id"], "name": queue["queue_name"]}
+
+
+async def queue_delete(ctx: ResourceContext, queue_id: str) -> None:
+    """Delete a queue (gone already: fine)."""
+    async with client_for() as client:
+        base = await client.account_path(where(ctx))
+        await client.call(
+            "DELETE", f"{base}/queues/{queue_id}", where=where(ctx), ok_statuses=_GONE
+        )
+
+
+async def queue_read(ctx: ResourceContext, queue_id: str) -> dict[str, Any] | None:
+    """The live queue, or None."""
+    async with client_for() as client:
+        base = await client.account_path(where(ctx))
+        queue = await client.call(
+            "GET", f"{base}/queues/{queue_id}", where=where(ctx), ok_statuses=_GONE
+        )
+        return None if queue is None else {"queue_id": queue_id, "name": queue["queue_name"]}
+
+
+def _consumer_script(consumer: dict[str, Any]) -> str:
+    """The Worker a consumer delivers to (``script_name``, or ``script``/``service`` as
+    other API versions name it)."""
+    for key in ("script_name", "script", "service"):
+        value = consumer.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+async def queue_consumers_sync(
+    ctx: ResourceContext,
+    client: CloudflareClient,
+    script: str,
+    queues: dict[str, str],
+    previous: dict[str, str],
+) -> dict[str, str]:
+    """Make ``script`` the consumer of exactly ``queues`` (queue id -> name) among the
+    queues it consumed (``previous``: queue id -> consumer id); returns queue id ->
+    consumer id. A consumer already registered for the script is kept."""
+    base = await client.account_path(where(ctx))
+    for queue_id in sorted(set(previous) - set(queues)):
+        await _consumer_delete(ctx, client, base, queue_id, previous[queue_id])
+    found: dict[str, str] = {}
+    for queue_id, name in queues.items():
+        path = f"{base}/queues/{queue_id}/consumers"
+        try:
+            existing = await client.paginate(path, where=where(ctx))
+        except CloudflareError as exc:
+            if exc.status == 404:
+                raise ConfigError(
+                    f"the queue {name!r} this worker consumes does not exist in the "
+                    f"Cloudflare account (Cloudflare error {exc.code}: {exc.message})",
+                    where=where(ctx),
+                    fix="deploy again (the queue is re-created), or remove it from queue_consumers",
+                ) from None
+            raise
+        mine = next((c for c in existing if _consumer_script(c) == script), None)
+        if mine is None:
+            mine = await client.call(
+                "POST", path, json={"script_name": script, "type": "worker"}, where=where(ctx)
+            )
+        found[queue_id] = str((mine or {}).get("consumer_id", ""))
+    return found
+
+
+async def _consumer_delete(
+    ctx: ResourceContext, client: CloudflareClient, base: str, queue_id: str, consumer_id: str
+) -> None:
+    if not consumer_id:
+        return
+    await client.call(
+        "DELETE",
+        f"{base}/queues/{queue_id}/consumers/{consumer_id}",
+        where=where(ctx),
+        ok_statuses=_GONE,
+    )
+
+
+async def queue_consumers_remove(ctx: ResourceContext, consumers: dict[str, str]) -> None:
+    """Remove a script's consumers (queue id -> consumer id); gone already: fine."""
+    if not consumers:
+        return
+    async with client_for() as client:
+        base = await client.account_path(where(ctx))
+        for queue_id, consumer_id in sorted(consumers.items()):
+            await _consumer_delete(ctx, client, base, queue_id, consumer_id)
 
 
 # ---------------------------------------------------------------------- Workflows

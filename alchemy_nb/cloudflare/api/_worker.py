@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError, ProviderError
 from ._client import CloudflareClient, CloudflareError, client_for
-from ._resources import adopting, conflict, where, workflow_register
+from ._resources import (
+    adopting,
+    conflict,
+    queue_consumers_sync,
+    where,
+    workflow_register,
+)
 from ._versions import deploy_split
 
 if TYPE_CHECKING:
@@ -66,6 +72,7 @@ class WorkerUpload:
         do_classes: dict[str, bool],
         workflows: list[tuple[str, str]],
         workers_dev: bool,
+        queue_consumers: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.main_module = main_module
@@ -78,6 +85,8 @@ class WorkerUpload:
         self.workflows = workflows
         """(workflow name, class name) of the Workflows this script hosts."""
         self.workers_dev = workers_dev
+        self.queue_consumers = dict(queue_consumers or {})
+        """Queue id -> name of each queue this script consumes."""
 
 
 def _migration(
@@ -158,7 +167,8 @@ async def worker_deploy(
     ctx: ResourceContext, upload: WorkerUpload, previous: dict[str, Any] | None
 ) -> dict[str, Any]:
     """Deploy a version of the script at 100% (uploading it unless an earlier version
-    holds the same code and configuration), then set workers.dev and register Workflows.
+    holds the same code and configuration), then set workers.dev, register Workflows and
+    make the script the consumer of exactly the queues it lists.
 
     On a first deploy whose later steps fail, the script is deleted again, so nothing is
     left half-created."""
@@ -188,6 +198,13 @@ async def worker_deploy(
             subdomain = await _set_subdomain(ctx, client, script_path, upload, previous)
             for workflow_name, class_name in upload.workflows:
                 await workflow_register(ctx, client, workflow_name, class_name, upload.name)
+            consumers = await queue_consumers_sync(
+                ctx,
+                client,
+                upload.name,
+                upload.queue_consumers,
+                dict((previous or {}).get("consumers") or {}),
+            )
         except BaseException:
             if previous is None:
                 await client.call(
@@ -211,6 +228,7 @@ async def worker_deploy(
             "migration_tag": tag,
             "do_classes": upload.do_classes,
             "workers_dev": upload.workers_dev,
+            "consumers": consumers,
         }
 
 
