@@ -225,7 +225,7 @@ class WorkerProvider(Provider[WorkerProps, WorkerOutputs]):
             return outputs
         from .api._worker import worker_read
 
-        live = await worker_read(ctx, outputs.name)
+        live = await worker_read(ctx, outputs.name, outputs.consumers)
         if live is None:
             return None
         return outputs.model_copy(update=live)

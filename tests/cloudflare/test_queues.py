@@ -154,12 +154,22 @@ def test_a_queue_name_taken_fails_clearly_or_is_adopted(
     assert state.records["jobs"]["outputs"]["queue_id"] == "a" * 32
 
 
-def test_plan_refresh_shows_a_queue_gone(fake: FakeCloudflare, tmp_path: Path) -> None:
+def test_plan_refresh_shows_a_queue_or_a_consumer_gone(
+    fake: FakeCloudflare, tmp_path: Path
+) -> None:
     app = queue_app(folder(tmp_path))
     run(app.deploy("prod"))
-    fake.queues.clear()
+    (queue_id,) = fake.queues
+    (consumer,) = fake.consumers[queue_id]
+    fake.consumers[queue_id].clear()  # the consumer removed by hand
     drift = {d.id: d for d in run(detect_drift(app, "prod"))}
-    assert set(drift) == {"jobs"} and drift["jobs"].gone
+    assert set(drift) == {"consumer"}
+    expected = ({queue_id: consumer["consumer_id"]}, {})
+    assert drift["consumer"].fields == (("consumers", *expected),)
+    fake.queues.clear()
+    fake.consumers.clear()
+    drift = {d.id: d for d in run(detect_drift(app, "prod"))}
+    assert set(drift) == {"jobs", "consumer"} and drift["jobs"].gone
 
 
 def test_the_fake_answers_queue_errors_with_cloudflare_codes(fake: FakeCloudflare) -> None:

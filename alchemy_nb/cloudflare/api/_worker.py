@@ -405,9 +405,12 @@ async def worker_delete(ctx: ResourceContext, name: str) -> None:
         )
 
 
-async def worker_read(ctx: ResourceContext, name: str) -> dict[str, Any] | None:
-    """The version serving most of the live script's traffic and its workers.dev setting,
-    or None when the script is gone."""
+async def worker_read(
+    ctx: ResourceContext, name: str, consumers: dict[str, str] | None = None
+) -> dict[str, Any] | None:
+    """The version serving most of the live script's traffic, its workers.dev setting and
+    which of ``consumers`` (queue id -> consumer id) still deliver to it, or None when
+    the script is gone."""
     async with client_for() as client:
         base = await client.account_path(where(ctx))
         scripts = await client.call("GET", f"{base}/workers/scripts", where=where(ctx))
@@ -417,7 +420,26 @@ async def worker_read(ctx: ResourceContext, name: str) -> dict[str, Any] | None:
         script_path = f"{base}/workers/scripts/{name}"
         sub = await client.call("GET", f"{script_path}/subdomain", where=where(ctx))
         version = await _serving_version(ctx, client, script_path)
-        return {"version": version, "workers_dev": bool((sub or {}).get("enabled"))}
+        live: dict[str, Any] = {"version": version, "workers_dev": bool((sub or {}).get("enabled"))}
+        if consumers:
+            live["consumers"] = await _live_consumers(ctx, client, base, consumers)
+        return live
+
+
+async def _live_consumers(
+    ctx: ResourceContext, client: CloudflareClient, base: str, consumers: dict[str, str]
+) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for queue_id, consumer_id in sorted(consumers.items()):
+        try:
+            listed = await client.paginate(f"{base}/queues/{queue_id}/consumers", where=where(ctx))
+        except CloudflareError as exc:
+            if exc.status == 404:
+                continue  # the queue is gone, and its consumer with it
+            raise
+        if any(c.get("consumer_id") == consumer_id for c in listed):
+            found[queue_id] = consumer_id
+    return found
 
 
 async def do_namespace_read(
