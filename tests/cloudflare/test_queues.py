@@ -192,3 +192,23 @@ def test_the_fake_answers_queue_errors_with_cloudflare_codes(fake: FakeCloudflar
         assert listed["result"][0]["consumers"] == []
         assert http.delete(f"{base}/{created['queue_id']}").status_code == 200
         assert http.get(f"{base}/{created['queue_id']}").status_code == 404
+
+
+def test_a_consumer_of_something_else_than_a_queue_is_refused(
+    fake: FakeCloudflare, tmp_path: Path
+) -> None:
+    from alchemy_nb.cloudflare import KVNamespace
+
+    root = folder(tmp_path)
+    app = alchemy_nb.App("mq", root=root, target="cloudflare")
+
+    @app.program
+    def infra(stage: Any) -> None:
+        Worker("consumer", entry="consumer/worker.py", queue_consumers=[KVNamespace("cache")])
+
+    with pytest.raises(DeployError) as info:
+        run(app.deploy("prod"))
+    message = " | ".join(str(e) for e in info.value.failures.values())
+    assert "queue_consumers" in message and "cloudflare::KVNamespace" in message
+    assert "mq/prod/consumer" in message
+    assert fake.scripts == {}  # nothing uploaded
