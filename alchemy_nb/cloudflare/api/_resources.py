@@ -272,14 +272,19 @@ async def queue_create(ctx: ResourceContext, name: str) -> dict[str, Any]:
                 "POST", f"{base}/queues", json={"queue_name": name}, where=where(ctx)
             )
         except CloudflareError as exc:
-            if exc.code != _QUEUE_TAKEN and "already" not in exc.message.lower():
+            # Cloudflare's published error codes name none for a taken queue name (the
+            # fake answers 11009), so a refused create is settled by looking, never by
+            # the message: a queue of that name exists -> the name was taken; else the
+            # refusal stands as it is.
+            refused = 400 <= exc.status < 500 and exc.status not in (401, 403)
+            if exc.code != _QUEUE_TAKEN and not refused:
                 raise
-            if not may_adopt(ctx, exc):
-                raise conflict(ctx, f"a queue named {name!r}", exc) from None
             found = await client.paginate(f"{base}/queues", where=where(ctx))
             queue = next((q for q in found if q.get("queue_name") == name), None)
             if queue is None:
                 raise
+            if not may_adopt(ctx, exc):
+                raise conflict(ctx, f"a queue named {name!r}", exc) from None
         return {"queue_id": queue["queue_id"], "name": queue["queue_name"]}
 
 
