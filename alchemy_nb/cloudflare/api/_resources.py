@@ -62,6 +62,20 @@ def may_adopt(ctx: ResourceContext, exc: CloudflareError) -> bool:
     return adopting() or exc.retried or ctx.resuming
 
 
+async def _delete(ctx: ResourceContext, path: str) -> None:
+    """DELETE ``path`` under the account (gone already: fine)."""
+    async with client_for() as client:
+        base = await client.account_path(where(ctx))
+        await client.call("DELETE", f"{base}/{path}", where=where(ctx), ok_statuses=_GONE)
+
+
+async def _read(ctx: ResourceContext, path: str) -> Any:
+    """GET ``path`` under the account: its result, or None when it is gone."""
+    async with client_for() as client:
+        base = await client.account_path(where(ctx))
+        return await client.call("GET", f"{base}/{path}", where=where(ctx), ok_statuses=_GONE)
+
+
 def conflict(ctx: ResourceContext, what: str, exc: CloudflareError | None = None) -> ConfigError:
     """A name conflict, with both ways out."""
     code = f" (Cloudflare error {exc.code}: {exc.message})" if exc is not None else ""
@@ -122,27 +136,13 @@ async def kv_rename(ctx: ResourceContext, namespace_id: str, title: str) -> dict
 
 async def kv_delete(ctx: ResourceContext, namespace_id: str) -> None:
     """Delete a namespace (gone already: fine)."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        await client.call(
-            "DELETE",
-            f"{base}/storage/kv/namespaces/{namespace_id}",
-            where=where(ctx),
-            ok_statuses=_GONE,
-        )
+    await _delete(ctx, f"storage/kv/namespaces/{namespace_id}")
 
 
 async def kv_read(ctx: ResourceContext, namespace_id: str) -> dict[str, Any] | None:
     """The live namespace, or None."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        ns = await client.call(
-            "GET",
-            f"{base}/storage/kv/namespaces/{namespace_id}",
-            where=where(ctx),
-            ok_statuses=_GONE,
-        )
-        return None if ns is None else {"namespace_id": ns["id"], "title": ns["title"]}
+    ns = await _read(ctx, f"storage/kv/namespaces/{namespace_id}")
+    return None if ns is None else {"namespace_id": ns["id"], "title": ns["title"]}
 
 
 # ---------------------------------------------------------------------- D1
@@ -207,21 +207,13 @@ async def d1_migrate(
 
 async def d1_delete(ctx: ResourceContext, database_id: str) -> None:
     """Delete a database (gone already: fine)."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        await client.call(
-            "DELETE", f"{base}/d1/database/{database_id}", where=where(ctx), ok_statuses=_GONE
-        )
+    await _delete(ctx, f"d1/database/{database_id}")
 
 
 async def d1_read(ctx: ResourceContext, database_id: str) -> dict[str, Any] | None:
     """The live database, or None."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        db = await client.call(
-            "GET", f"{base}/d1/database/{database_id}", where=where(ctx), ok_statuses=_GONE
-        )
-        return None if db is None else {"database_id": db["uuid"], "name": db["name"]}
+    db = await _read(ctx, f"d1/database/{database_id}")
+    return None if db is None else {"database_id": db["uuid"], "name": db["name"]}
 
 
 # ---------------------------------------------------------------------- R2
@@ -242,21 +234,13 @@ async def r2_create(ctx: ResourceContext, name: str) -> dict[str, Any]:
 
 async def r2_delete(ctx: ResourceContext, name: str) -> None:
     """Delete a bucket (gone already: fine; Cloudflare refuses a non-empty one)."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        await client.call(
-            "DELETE", f"{base}/r2/buckets/{name}", where=where(ctx), ok_statuses=_GONE
-        )
+    await _delete(ctx, f"r2/buckets/{name}")
 
 
 async def r2_read(ctx: ResourceContext, name: str) -> dict[str, Any] | None:
     """The live bucket, or None."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        bucket = await client.call(
-            "GET", f"{base}/r2/buckets/{name}", where=where(ctx), ok_statuses=_GONE
-        )
-        return None if bucket is None else {"name": bucket["name"]}
+    bucket = await _read(ctx, f"r2/buckets/{name}")
+    return None if bucket is None else {"name": bucket["name"]}
 
 
 # ---------------------------------------------------------------------- Queues
@@ -290,21 +274,13 @@ async def queue_create(ctx: ResourceContext, name: str) -> dict[str, Any]:
 
 async def queue_delete(ctx: ResourceContext, queue_id: str) -> None:
     """Delete a queue (gone already: fine)."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        await client.call(
-            "DELETE", f"{base}/queues/{queue_id}", where=where(ctx), ok_statuses=_GONE
-        )
+    await _delete(ctx, f"queues/{queue_id}")
 
 
 async def queue_read(ctx: ResourceContext, queue_id: str) -> dict[str, Any] | None:
     """The live queue, or None."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        queue = await client.call(
-            "GET", f"{base}/queues/{queue_id}", where=where(ctx), ok_statuses=_GONE
-        )
-        return None if queue is None else {"queue_id": queue_id, "name": queue["queue_name"]}
+    queue = await _read(ctx, f"queues/{queue_id}")
+    return None if queue is None else {"queue_id": queue_id, "name": queue["queue_name"]}
 
 
 def _consumer_script(consumer: dict[str, Any]) -> str:
@@ -393,23 +369,17 @@ async def workflow_register(
 
 async def workflow_delete(ctx: ResourceContext, name: str) -> None:
     """Delete a Workflow (gone already: fine); its Worker stays."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        await client.call("DELETE", f"{base}/workflows/{name}", where=where(ctx), ok_statuses=_GONE)
+    await _delete(ctx, f"workflows/{name}")
 
 
 async def workflow_read(ctx: ResourceContext, name: str) -> dict[str, Any] | None:
     """The live Workflow, or None."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        wf = await client.call(
-            "GET", f"{base}/workflows/{name}", where=where(ctx), ok_statuses=_GONE
-        )
-        if wf is None:
-            return None
-        return {
-            "workflow_id": wf.get("id", ""),
-            "workflow_name": wf["name"],
-            "class_name": wf.get("class_name", ""),
-            "script_name": wf.get("script_name"),
-        }
+    wf = await _read(ctx, f"workflows/{name}")
+    if wf is None:
+        return None
+    return {
+        "workflow_id": wf.get("id", ""),
+        "workflow_name": wf["name"],
+        "class_name": wf.get("class_name", ""),
+        "script_name": wf.get("script_name"),
+    }
