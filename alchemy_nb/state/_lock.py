@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +99,7 @@ def _parse(path: Path, raw: bytes) -> LockInfo | None:
     if not raw.strip():
         return None
     try:
-        data = json.loads(raw)
-        names = {f.name for f in fields(LockInfo)}
-        return LockInfo(**{k: v for k, v in data.items() if k in names})
+        return LockInfo.from_json(raw)
     except (ValueError, TypeError) as exc:
         raise StateCorruptError(
             f"the lock file is damaged ({exc})",

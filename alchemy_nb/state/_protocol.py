@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 from .._canonical import canonical_json, digest
@@ -91,6 +92,14 @@ class LockInfo:
             pid_started=process_start_marker(os.getpid()),
             since=time.time(),
         )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> LockInfo:
+        """The lock :meth:`to_json` described (keys it does not know are ignored); raises
+        ``ValueError`` or ``TypeError`` when ``raw`` is not such a description."""
+        data = json.loads(raw)
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -544,12 +544,8 @@ def _ledger_entry(raw: Any, where: str) -> dict[str, Any]:
 
 
 def _lock_info(raw: str, where: str) -> LockInfo:
-    from dataclasses import fields
-
     try:
-        data = json.loads(raw)
-        names = {f.name for f in fields(LockInfo)}
-        return LockInfo(**{k: v for k, v in data.items() if k in names})
+        return LockInfo.from_json(raw)
     except (ValueError, TypeError) as exc:
         raise StateCorruptError(
             f"a lock record is damaged ({exc})",
