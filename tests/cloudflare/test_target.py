@@ -214,6 +214,42 @@ def test_a_name_conflict_fails_clearly_or_is_adopted(
     assert len(fake.kv) == 121  # adopted, not duplicated
 
 
+@pytest.mark.parametrize(
+    ("kind", "what"),
+    [(D1Database, "a D1 database named"), (R2Bucket, "an R2 bucket named")],
+)
+def test_a_taken_database_or_bucket_name_fails_clearly_or_is_adopted(
+    fake: FakeCloudflare,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: type[Any],
+    what: str,
+) -> None:
+    def app_in(root: Path) -> alchemy_nb.App:
+        app = alchemy_nb.App("taken", root=root, target="cloudflare")
+
+        @app.program
+        def infra(stage: Any) -> None:
+            kind("store")
+
+        return app
+
+    run(app_in(tmp_path / "first").deploy("prod"))  # another state made it first
+    before = (dict(fake.d1), dict(fake.r2))
+    second = app_in(tmp_path / "second")
+    with pytest.raises(DeployError) as info:
+        run(second.deploy("prod"))
+    message = failure(info)
+    assert f"{what} 'taken-store-prod' already exists" in message and "--adopt" in message
+    monkeypatch.setenv("ALCHEMY_NB_ADOPT", "1")
+    run(second.deploy("prod"))
+    assert (fake.d1, fake.r2) == before  # adopted, not duplicated
+    outputs = run(second.state.load("taken", "prod")).records["store"]["outputs"]
+    assert outputs["name"] == "taken-store-prod"
+    if kind is D1Database:
+        assert outputs["database_id"] == next(iter(fake.d1))
+
+
 def test_a_bad_token_is_one_clear_message_without_retries(
     fake: FakeCloudflare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,6 +9,7 @@ fails and says how to adopt. A delete of something already gone succeeds.
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,30 @@ async def _read(ctx: ResourceContext, path: str) -> Any:
         return await client.call("GET", f"{base}/{path}", where=where(ctx), ok_statuses=_GONE)
 
 
+async def _create_or_adopt(
+    ctx: ResourceContext,
+    create: Callable[[], Awaitable[Any]],
+    *,
+    taken: Callable[[CloudflareError], bool],
+    what: str,
+    find: Callable[[], Awaitable[Any]],
+) -> Any:
+    """``create()``'s result; when Cloudflare refuses it because the name is ``taken``,
+    the existing resource that ``find()`` returns, if adopting is allowed (else a
+    :func:`conflict` naming ``what``). Nothing found: the refusal stands."""
+    try:
+        return await create()
+    except CloudflareError as exc:
+        if not taken(exc):
+            raise
+        if not may_adopt(ctx, exc):
+            raise conflict(ctx, what, exc) from None
+        found = await find()
+        if found is None:
+            raise
+        return found
+
+
 def conflict(ctx: ResourceContext, what: str, exc: CloudflareError | None = None) -> ConfigError:
     """A name conflict, with both ways out."""
     code = f" (Cloudflare error {exc.code}: {exc.message})" if exc is not None else ""
@@ -92,18 +117,15 @@ async def kv_create(ctx: ResourceContext, title: str) -> dict[str, Any]:
     """Create the namespace ``title`` (or adopt it); returns ``{namespace_id, title}``."""
     async with client_for() as client:
         base = await client.account_path(where(ctx))
-        try:
-            ns = await client.call(
+        ns = await _create_or_adopt(
+            ctx,
+            lambda: client.call(
                 "POST", f"{base}/storage/kv/namespaces", json={"title": title}, where=where(ctx)
-            )
-        except CloudflareError as exc:
-            if exc.code != 10014:
-                raise
-            if not may_adopt(ctx, exc):
-                raise conflict(ctx, f"a KV namespace titled {title!r}", exc) from None
-            ns = await _kv_find(client, base, title, ctx)
-            if ns is None:
-                raise
+            ),
+            taken=lambda exc: exc.code == 10014,
+            what=f"a KV namespace titled {title!r}",
+            find=lambda: _kv_find(client, base, title, ctx),
+        )
         return {"namespace_id": ns["id"], "title": ns["title"]}
 
 
@@ -150,21 +172,22 @@ async def d1_create(ctx: ResourceContext, name: str) -> dict[str, Any]:
     """Create the database ``name`` (or adopt it); returns ``{database_id, name}``."""
     async with client_for() as client:
         base = await client.account_path(where(ctx))
-        try:
-            db = await client.call(
-                "POST", f"{base}/d1/database", json={"name": name}, where=where(ctx)
-            )
-        except CloudflareError as exc:
-            if "already exists" not in exc.message.lower():
-                raise
-            if not may_adopt(ctx, exc):
-                raise conflict(ctx, f"a D1 database named {name!r}", exc) from None
+
+        async def find() -> dict[str, Any] | None:
             found = await client.paginate(
                 f"{base}/d1/database", params={"name": name}, per_page=1000, where=where(ctx)
             )
-            db = next((d for d in found if d.get("name") == name), None)
-            if db is None:
-                raise
+            return next((d for d in found if d.get("name") == name), None)
+
+        db = await _create_or_adopt(
+            ctx,
+            lambda: client.call(
+                "POST", f"{base}/d1/database", json={"name": name}, where=where(ctx)
+            ),
+            taken=lambda exc: "already exists" in exc.message.lower(),
+            what=f"a D1 database named {name!r}",
+            find=find,
+        )
         return {"database_id": db["uuid"], "name": db["name"]}
 
 
@@ -221,14 +244,20 @@ async def r2_create(ctx: ResourceContext, name: str) -> dict[str, Any]:
     """Create the bucket ``name`` (or adopt it)."""
     async with client_for() as client:
         base = await client.account_path(where(ctx))
-        try:
-            await client.call("POST", f"{base}/r2/buckets", json={"name": name}, where=where(ctx))
-        except CloudflareError as exc:
-            if exc.status != 409:
-                raise
-            if not may_adopt(ctx, exc):
-                raise conflict(ctx, f"an R2 bucket named {name!r}", exc) from None
+
+        async def find() -> dict[str, Any]:  # a bucket gone meanwhile: its 404 is raised
             await client.call("GET", f"{base}/r2/buckets/{name}", where=where(ctx))
+            return {"name": name}
+
+        await _create_or_adopt(
+            ctx,
+            lambda: client.call(
+                "POST", f"{base}/r2/buckets", json={"name": name}, where=where(ctx)
+            ),
+            taken=lambda exc: exc.status == 409,
+            what=f"an R2 bucket named {name!r}",
+            find=find,
+        )
         return {"name": name}
 
 
