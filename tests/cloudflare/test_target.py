@@ -9,7 +9,6 @@ violation.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,21 +46,6 @@ class Default(WorkerEntrypoint):
     async def fetch(self, request):
         return Response(self.env.GREETING)
 """
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeCloudflare]:
-    with FakeCloudflare() as server:
-        monkeypatch.setenv("CLOUDFLARE_API_BASE_URL", server.base_url)
-        monkeypatch.setenv("CLOUDFLARE_API_TOKEN", server.token)
-        monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", server.account_id)
-        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-        monkeypatch.delenv("CLOUDFLARE_PROFILE", raising=False)
-        monkeypatch.delenv("ALCHEMY_NB_ADOPT", raising=False)
-        monkeypatch.delenv("CLOUDFLARE_MAX_CONCURRENCY", raising=False)
-        monkeypatch.delenv("CLOUDFLARE_MAX_ATTEMPTS", raising=False)
-        yield server
-        assert server.violations == []
 
 
 def failure(info: pytest.ExceptionInfo[DeployError]) -> str:
