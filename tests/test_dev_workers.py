@@ -112,6 +112,23 @@ def test_d1_commands_prepare_the_database_dev_serves(tmp_path: Path) -> None:
     broken = cli(project, "d1", "execute", "basics-db", "--command", "SELEC 1")
     assert broken.returncode == 2
     assert 'near "SELEC": syntax error; nothing was changed' in broken.stderr
+    (project / "migrations" / "0002_bad.sql").write_text(
+        "INSERT INTO users (id, name, score) VALUES (4, 'Edsger', 9);\n"
+        "INSERT INTO nowhere VALUES (1);\n"
+    )
+    failed = cli(project, "d1", "migrations", "apply", "basics-db", "--local")
+    assert failed.returncode == 2
+    assert (
+        "migration 0002_bad.sql of D1 basics-db failed: no such table: nowhere; "
+        "the database stays at its previous migration"
+    ) in failed.stderr
+    names = cli(project, "d1", "execute", "DB", "--local", "--json", "--command",
+                "SELECT name FROM users ORDER BY id")  # fmt: skip
+    assert json.loads(names.stdout)[0]["results"] == [
+        {"name": "Ada"},
+        {"name": "Grace"},
+        {"name": "Linus"},
+    ]
 
 
 def test_request_and_response_as_cloudflare_gives_them(tmp_path: Path) -> None:

@@ -219,32 +219,25 @@ def _apply(db: _Database, out: Any) -> int:
         return (int(digits) if digits else 1 << 62, path.name)
 
     files = sorted(db.migrations.glob("*.sql"), key=order)
-    applied: list[str] = []
-    with closing(_connect(db)) as conn:
-        conn.execute(
-            f'CREATE TABLE IF NOT EXISTS "{db.table}" (id INTEGER PRIMARY KEY AUTOINCREMENT, '
-            "name TEXT UNIQUE, applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL)"
+    from ..cloudflare._d1 import run_migrations
+
+    def failed(path: Path, exc: sqlite3.Error, stays_at: str) -> ConfigError:
+        return ConfigError(
+            f"migration {path.name} of D1 {db.name} failed: {exc}; the database stays "
+            f"at {stays_at}",
+            where=str(path),
+            fix="fix the migration file and run again",
         )
-        done = {row[0] for row in conn.execute(f'SELECT name FROM "{db.table}"')}
-        for path in files:
-            if path.name in done:
-                continue
-            conn.execute("BEGIN")
-            try:
-                for statement in _statements(path.read_text()):
-                    conn.execute(statement)
-                conn.execute(f'INSERT INTO "{db.table}" (name) VALUES (?)', (path.name,))
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                conn.execute("ROLLBACK")
-                raise ConfigError(
-                    f"migration {path.name} of D1 {db.name} failed: {exc}; the database stays "
-                    f"at {applied[-1] if applied else 'its previous migration'}",
-                    where=str(path),
-                    fix="fix the migration file and run again",
-                ) from None
-            applied.append(path.name)
-            out.log(f"applied {path.name}")
+
+    with closing(_connect(db)) as conn:
+        applied = run_migrations(
+            conn,
+            files,
+            db.table,
+            failed,
+            split=_statements,
+            on_applied=lambda name: out.log(f"applied {name}"),
+        )
     if out.json:
         out.emit({"ok": True, "database": db.name, "applied": applied})
     elif not applied:

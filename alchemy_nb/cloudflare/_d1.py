@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from pathlib import Path
 
@@ -12,7 +13,13 @@ from ..engine import Input, Outputs, Props, Provider, Resource, ResourceContext
 from ..errors import ProviderError
 from ._common import local_dir, local_id, on_cloudflare, physical_name, remove_sqlite, require_local
 
-__all__ = ["D1Database", "D1DatabaseOutputs", "D1DatabaseProps", "pending_migrations"]
+__all__ = [
+    "D1Database",
+    "D1DatabaseOutputs",
+    "D1DatabaseProps",
+    "pending_migrations",
+    "run_migrations",
+]
 
 MIGRATIONS_TABLE = "d1_migrations"  # the table and columns wrangler uses
 
@@ -80,30 +87,57 @@ def apply_migrations(ctx: ResourceContext, db: Path, files: list[Path], table: s
     A failing migration is rolled back whole, the database stays at the previous one, and
     the error names the file and the statement's message.
     """
-    applied: list[str] = []
+
+    def failed(path: Path, exc: sqlite3.Error, stays_at: str) -> ProviderError:
+        return ProviderError(
+            f"migration {path.name} failed: {exc}; the database stays at {stays_at}",
+            where=f"{ctx.fqn} ({ctx.kind}), {path}",
+            fix="fix the migration file and deploy again",
+        )
+
     with closing(sqlite3.connect(db, isolation_level=None)) as conn:
         conn.execute("PRAGMA journal_mode=WAL")
-        _ensure_table(conn, table)
-        done = {row[0] for row in conn.execute(f'SELECT name FROM "{table}"')}
-        for path in files:
-            if path.name in done:
-                continue
-            sql = path.read_text()
-            try:
-                conn.execute("BEGIN")
-                for statement in _statements(sql):
-                    conn.execute(statement)
-                conn.execute(f'INSERT INTO "{table}" (name) VALUES (?)', (path.name,))
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                conn.execute("ROLLBACK")
-                raise ProviderError(
-                    f"migration {path.name} failed: {exc}; the database stays at "
-                    f"{applied[-1] if applied else 'its previous migration'}",
-                    where=f"{ctx.fqn} ({ctx.kind}), {path}",
-                    fix="fix the migration file and deploy again",
-                ) from None
-            applied.append(path.name)
+        return run_migrations(conn, files, table, failed)
+
+
+def run_migrations(
+    conn: sqlite3.Connection,
+    files: Iterable[Path],
+    table: str,
+    failed: Callable[[Path, sqlite3.Error, str], Exception],
+    *,
+    split: Callable[[str], list[str]] | None = None,
+    on_applied: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Apply on ``conn`` (in autocommit mode) the files not yet recorded in ``table``
+    (wrangler's tracking table), each with its tracking row in one transaction; returns
+    the names applied now, in order.
+
+    ``split`` cuts a file into statements (by default, at each complete statement's
+    line end). A failing file is rolled back whole and ``failed(path, error, stays_at)``
+    is raised, ``stays_at`` naming the migration the database stays at. ``on_applied``
+    hears of each file applied.
+    """
+    split = split or _statements
+    _ensure_table(conn, table)
+    done = {row[0] for row in conn.execute(f'SELECT name FROM "{table}"')}
+    applied: list[str] = []
+    for path in files:
+        if path.name in done:
+            continue
+        sql = path.read_text()
+        conn.execute("BEGIN")
+        try:
+            for statement in split(sql):
+                conn.execute(statement)
+            conn.execute(f'INSERT INTO "{table}" (name) VALUES (?)', (path.name,))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise failed(path, exc, applied[-1] if applied else "its previous migration") from None
+        applied.append(path.name)
+        if on_applied is not None:
+            on_applied(path.name)
     return applied
 
 

@@ -9,19 +9,16 @@ other lock is broken only by naming its id.
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import json
 import os
 import secrets
-import time
 from collections.abc import Callable
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from ..errors import LockError, StateCorruptError
-from ._protocol import LockInfo
+from ._protocol import LockInfo, wait_for_lock
 
 __all__ = ["FileLock", "break_file_lock", "read_file_lock"]
 
@@ -43,28 +40,19 @@ class FileLock:
         on_takeover: Callable[[LockInfo], Any] | None = None,
     ) -> LockInfo:
         mine = LockInfo.mine(secrets.token_hex(6), self.app, self.stage, operation)
-        deadline = time.monotonic() + timeout
-        delay = 0.01
-        waited = False
-        while True:
-            holder, took_over = _locked(self.path, lambda cur: _claim(cur, mine))
-            if holder is None:
-                if took_over is not None and on_takeover is not None:
-                    on_takeover(took_over)
-                return mine
-            if time.monotonic() >= deadline:
-                raise LockError(
-                    f"stage {self.stage!r} of app {self.app!r} is locked: {holder.describe()}",
-                    where=f"{self.path}, operation {operation}",
-                    fix=f"wait for that run to finish; if it is gone for good, run "
-                    f"`alchemy-nb unlock {holder.id}`",
-                    holder=holder.to_json(),
-                )
-            if not waited and on_wait is not None:
-                on_wait(holder)
-            waited = True
-            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.25)
+
+        async def attempt() -> tuple[LockInfo | None, LockInfo | None]:
+            return _locked(self.path, lambda cur: _claim(cur, mine))  # type: ignore[no-any-return]
+
+        await wait_for_lock(
+            attempt,
+            subject=f"stage {self.stage!r} of app {self.app!r}",
+            where=f"{self.path}, operation {operation}",
+            timeout=timeout,
+            on_wait=on_wait,
+            on_takeover=on_takeover,
+        )
+        return mine
 
     def release(self, info: LockInfo) -> None:
         def _clear(cur: LockInfo | None) -> tuple[str | None, Any]:
@@ -111,9 +99,7 @@ def _parse(path: Path, raw: bytes) -> LockInfo | None:
     if not raw.strip():
         return None
     try:
-        data = json.loads(raw)
-        names = {f.name for f in fields(LockInfo)}
-        return LockInfo(**{k: v for k, v in data.items() if k in names})
+        return LockInfo.from_json(raw)
     except (ValueError, TypeError) as exc:
         raise StateCorruptError(
             f"the lock file is damaged ({exc})",

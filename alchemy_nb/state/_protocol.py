@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
+import json
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 from .._canonical import canonical_json, digest
 from .._process import process_start_marker
+from ..errors import LockError
 
-__all__ = ["DOC_KINDS", "Entry", "LockInfo", "StageState", "StateStore"]
+__all__ = ["DOC_KINDS", "Entry", "LockInfo", "StageState", "StateStore", "wait_for_lock"]
 
 DOC_KINDS = ("releases", "stages", "gates")
 """The kinds of promotion document a store keeps: releases, stage histories, gates."""
@@ -90,6 +93,14 @@ class LockInfo:
             since=time.time(),
         )
 
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> LockInfo:
+        """The lock :meth:`to_json` described (keys it does not know are ignored); raises
+        ``ValueError`` or ``TypeError`` when ``raw`` is not such a description."""
+        data = json.loads(raw)
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["since_iso"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since))
@@ -108,6 +119,46 @@ class LockInfo:
             return False
         marker = process_start_marker(self.pid)
         return marker == "" or (bool(self.pid_started) and marker != self.pid_started)
+
+
+async def wait_for_lock(
+    attempt: Callable[[], Awaitable[tuple[LockInfo | None, LockInfo | None]]],
+    *,
+    subject: str,
+    where: str,
+    timeout: float,
+    on_wait: Callable[[LockInfo], Any] | None = None,
+    on_takeover: Callable[[LockInfo], Any] | None = None,
+) -> None:
+    """Call ``attempt`` until it takes a lock, backing off between tries.
+
+    ``attempt`` returns ``(holder, took_over)``: ``holder`` is who holds the lock when it
+    was not taken (None when it was), ``took_over`` the dead holder it replaced, if any.
+    ``on_wait`` hears of the holder once, at the first wait; ``on_takeover`` of a takeover.
+    After ``timeout`` seconds a :class:`LockError` names ``subject``, ``where`` and the holder.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    waited = False
+    while True:
+        holder, took_over = await attempt()
+        if holder is None:
+            if took_over is not None and on_takeover is not None:
+                on_takeover(took_over)
+            return
+        if time.monotonic() >= deadline:
+            raise LockError(
+                f"{subject} is locked: {holder.describe()}",
+                where=where,
+                fix=f"wait for that run to finish; if it is gone for good, run "
+                f"`alchemy-nb unlock {holder.id}`",
+                holder=holder.to_json(),
+            )
+        if not waited and on_wait is not None:
+            on_wait(holder)
+        waited = True
+        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.25)
 
 
 class StateStore(Protocol):

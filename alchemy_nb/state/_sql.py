@@ -24,13 +24,12 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any, Protocol
 
 from ..errors import LedgerError, LockError, StateCorruptError, StateError
-from ._protocol import DOC_KINDS, Entry, LockInfo, StageState
+from ._protocol import DOC_KINDS, Entry, LockInfo, StageState, wait_for_lock
 
 __all__ = ["SCHEMA_VERSION", "SQLStore", "Tx"]
 
@@ -305,28 +304,17 @@ class SQLStore:
         on_wait: Any,
         on_takeover: Any,
     ) -> None:
-        deadline = time.monotonic() + timeout
-        delay = 0.01
-        waited = False
-        while True:
-            holder, took_over = await self._io(attempt)
-            if holder is None:
-                if took_over is not None and on_takeover is not None:
-                    on_takeover(took_over)
-                return
-            if time.monotonic() >= deadline:
-                raise LockError(
-                    f"{what} of stage {stage!r} of app {app!r} is locked: {holder.describe()}",
-                    where=f"{self.location}, operation {operation}",
-                    fix=f"wait for that run to finish; if it is gone for good, run "
-                    f"`alchemy-nb unlock {holder.id}`",
-                    holder=holder.to_json(),
-                )
-            if not waited and on_wait is not None:
-                on_wait(holder)
-            waited = True
-            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.25)
+        async def attempt_in_thread() -> tuple[LockInfo | None, LockInfo | None]:
+            return await self._io(attempt)  # type: ignore[no-any-return]
+
+        await wait_for_lock(
+            attempt_in_thread,
+            subject=f"{what} of stage {stage!r} of app {app!r}",
+            where=f"{self.location}, operation {operation}",
+            timeout=timeout,
+            on_wait=on_wait,
+            on_takeover=on_takeover,
+        )
 
     @asynccontextmanager
     async def lock(
@@ -556,12 +544,8 @@ def _ledger_entry(raw: Any, where: str) -> dict[str, Any]:
 
 
 def _lock_info(raw: str, where: str) -> LockInfo:
-    from dataclasses import fields
-
     try:
-        data = json.loads(raw)
-        names = {f.name for f in fields(LockInfo)}
-        return LockInfo(**{k: v for k, v in data.items() if k in names})
+        return LockInfo.from_json(raw)
     except (ValueError, TypeError) as exc:
         raise StateCorruptError(
             f"a lock record is damaged ({exc})",

@@ -5,7 +5,6 @@ to it and a consumer registered for it; dropping the consumer, destroying, a nam
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +37,6 @@ class Default(WorkerEntrypoint):
         for message in batch.messages:
             message.ack()
 """
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeCloudflare]:
-    with FakeCloudflare() as server:
-        monkeypatch.setenv("CLOUDFLARE_API_BASE_URL", server.base_url)
-        monkeypatch.setenv("CLOUDFLARE_API_TOKEN", server.token)
-        monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", server.account_id)
-        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-        monkeypatch.delenv("CLOUDFLARE_PROFILE", raising=False)
-        monkeypatch.delenv("ALCHEMY_NB_ADOPT", raising=False)
-        yield server
-        assert server.violations == []
 
 
 def folder(tmp_path: Path) -> Path:

@@ -9,7 +9,6 @@ violation.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,21 +46,6 @@ class Default(WorkerEntrypoint):
     async def fetch(self, request):
         return Response(self.env.GREETING)
 """
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeCloudflare]:
-    with FakeCloudflare() as server:
-        monkeypatch.setenv("CLOUDFLARE_API_BASE_URL", server.base_url)
-        monkeypatch.setenv("CLOUDFLARE_API_TOKEN", server.token)
-        monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", server.account_id)
-        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-        monkeypatch.delenv("CLOUDFLARE_PROFILE", raising=False)
-        monkeypatch.delenv("ALCHEMY_NB_ADOPT", raising=False)
-        monkeypatch.delenv("CLOUDFLARE_MAX_CONCURRENCY", raising=False)
-        monkeypatch.delenv("CLOUDFLARE_MAX_ATTEMPTS", raising=False)
-        yield server
-        assert server.violations == []
 
 
 def failure(info: pytest.ExceptionInfo[DeployError]) -> str:
@@ -212,6 +196,42 @@ def test_a_name_conflict_fails_clearly_or_is_adopted(
     state = run(app.state.load("kvs", "prod"))
     assert state.records["ns0"]["outputs"]["namespace_id"] == "f" * 32
     assert len(fake.kv) == 121  # adopted, not duplicated
+
+
+@pytest.mark.parametrize(
+    ("kind", "what"),
+    [(D1Database, "a D1 database named"), (R2Bucket, "an R2 bucket named")],
+)
+def test_a_taken_database_or_bucket_name_fails_clearly_or_is_adopted(
+    fake: FakeCloudflare,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: type[Any],
+    what: str,
+) -> None:
+    def app_in(root: Path) -> alchemy_nb.App:
+        app = alchemy_nb.App("taken", root=root, target="cloudflare")
+
+        @app.program
+        def infra(stage: Any) -> None:
+            kind("store")
+
+        return app
+
+    run(app_in(tmp_path / "first").deploy("prod"))  # another state made it first
+    before = (dict(fake.d1), dict(fake.r2))
+    second = app_in(tmp_path / "second")
+    with pytest.raises(DeployError) as info:
+        run(second.deploy("prod"))
+    message = failure(info)
+    assert f"{what} 'taken-store-prod' already exists" in message and "--adopt" in message
+    monkeypatch.setenv("ALCHEMY_NB_ADOPT", "1")
+    run(second.deploy("prod"))
+    assert (fake.d1, fake.r2) == before  # adopted, not duplicated
+    outputs = run(second.state.load("taken", "prod")).records["store"]["outputs"]
+    assert outputs["name"] == "taken-store-prod"
+    if kind is D1Database:
+        assert outputs["database_id"] == next(iter(fake.d1))
 
 
 def test_a_bad_token_is_one_clear_message_without_retries(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +31,6 @@ from alchemy_nb.promotion import Ledger
 from alchemy_nb.testing.cloudflare import FakeCloudflare
 
 SCRIPT = "canary-api-prod"
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeCloudflare]:
-    with FakeCloudflare() as server:
-        for key, value in server.environ().items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-        for key in ("CLOUDFLARE_PROFILE", "ALCHEMY_NB_ADOPT", "CLOUDFLARE_MAX_ATTEMPTS"):
-            monkeypatch.delenv(key, raising=False)
-        yield server
-        assert server.violations == []
 
 
 def canary_app(root: Path, greeting: str) -> alchemy_nb.App:

@@ -9,6 +9,7 @@ fails and says how to adopt. A delete of something already gone succeeds.
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,44 @@ def may_adopt(ctx: ResourceContext, exc: CloudflareError) -> bool:
     return adopting() or exc.retried or ctx.resuming
 
 
+async def _delete(ctx: ResourceContext, path: str) -> None:
+    """DELETE ``path`` under the account (gone already: fine)."""
+    async with client_for() as client:
+        base = await client.account_path(where(ctx))
+        await client.call("DELETE", f"{base}/{path}", where=where(ctx), ok_statuses=_GONE)
+
+
+async def _read(ctx: ResourceContext, path: str) -> Any:
+    """GET ``path`` under the account: its result, or None when it is gone."""
+    async with client_for() as client:
+        base = await client.account_path(where(ctx))
+        return await client.call("GET", f"{base}/{path}", where=where(ctx), ok_statuses=_GONE)
+
+
+async def _create_or_adopt(
+    ctx: ResourceContext,
+    create: Callable[[], Awaitable[Any]],
+    *,
+    taken: Callable[[CloudflareError], bool],
+    what: str,
+    find: Callable[[], Awaitable[Any]],
+) -> Any:
+    """``create()``'s result; when Cloudflare refuses it because the name is ``taken``,
+    the existing resource that ``find()`` returns, if adopting is allowed (else a
+    :func:`conflict` naming ``what``). Nothing found: the refusal stands."""
+    try:
+        return await create()
+    except CloudflareError as exc:
+        if not taken(exc):
+            raise
+        if not may_adopt(ctx, exc):
+            raise conflict(ctx, what, exc) from None
+        found = await find()
+        if found is None:
+            raise
+        return found
+
+
 def conflict(ctx: ResourceContext, what: str, exc: CloudflareError | None = None) -> ConfigError:
     """A name conflict, with both ways out."""
     code = f" (Cloudflare error {exc.code}: {exc.message})" if exc is not None else ""
@@ -78,18 +117,15 @@ async def kv_create(ctx: ResourceContext, title: str) -> dict[str, Any]:
     """Create the namespace ``title`` (or adopt it); returns ``{namespace_id, title}``."""
     async with client_for() as client:
         base = await client.account_path(where(ctx))
-        try:
-            ns = await client.call(
+        ns = await _create_or_adopt(
+            ctx,
+            lambda: client.call(
                 "POST", f"{base}/storage/kv/namespaces", json={"title": title}, where=where(ctx)
-            )
-        except CloudflareError as exc:
-            if exc.code != 10014:
-                raise
-            if not may_adopt(ctx, exc):
-                raise conflict(ctx, f"a KV namespace titled {title!r}", exc) from None
-            ns = await _kv_find(client, base, title, ctx)
-            if ns is None:
-                raise
+            ),
+            taken=lambda exc: exc.code == 10014,
+            what=f"a KV namespace titled {title!r}",
+            find=lambda: _kv_find(client, base, title, ctx),
+        )
         return {"namespace_id": ns["id"], "title": ns["title"]}
 
 
@@ -122,27 +158,13 @@ async def kv_rename(ctx: ResourceContext, namespace_id: str, title: str) -> dict
 
 async def kv_delete(ctx: ResourceContext, namespace_id: str) -> None:
     """Delete a namespace (gone already: fine)."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        await client.call(
-            "DELETE",
-            f"{base}/storage/kv/namespaces/{namespace_id}",
-            where=where(ctx),
-            ok_statuses=_GONE,
-        )
+    await _delete(ctx, f"storage/kv/namespaces/{namespace_id}")
 
 
 async def kv_read(ctx: ResourceContext, namespace_id: str) -> dict[str, Any] | None:
     """The live namespace, or None."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        ns = await client.call(
-            "GET",
-            f"{base}/storage/kv/namespaces/{namespace_id}",
-            where=where(ctx),
-            ok_statuses=_GONE,
-        )
-        return None if ns is None else {"namespace_id": ns["id"], "title": ns["title"]}
+    ns = await _read(ctx, f"storage/kv/namespaces/{namespace_id}")
+    return None if ns is None else {"namespace_id": ns["id"], "title": ns["title"]}
 
 
 # ---------------------------------------------------------------------- D1
@@ -150,21 +172,22 @@ async def d1_create(ctx: ResourceContext, name: str) -> dict[str, Any]:
     """Create the database ``name`` (or adopt it); returns ``{database_id, name}``."""
     async with client_for() as client:
         base = await client.account_path(where(ctx))
-        try:
-            db = await client.call(
-                "POST", f"{base}/d1/database", json={"name": name}, where=where(ctx)
-            )
-        except CloudflareError as exc:
-            if "already exists" not in exc.message.lower():
-                raise
-            if not may_adopt(ctx, exc):
-                raise conflict(ctx, f"a D1 database named {name!r}", exc) from None
+
+        async def find() -> dict[str, Any] | None:
             found = await client.paginate(
                 f"{base}/d1/database", params={"name": name}, per_page=1000, where=where(ctx)
             )
-            db = next((d for d in found if d.get("name") == name), None)
-            if db is None:
-                raise
+            return next((d for d in found if d.get("name") == name), None)
+
+        db = await _create_or_adopt(
+            ctx,
+            lambda: client.call(
+                "POST", f"{base}/d1/database", json={"name": name}, where=where(ctx)
+            ),
+            taken=lambda exc: "already exists" in exc.message.lower(),
+            what=f"a D1 database named {name!r}",
+            find=find,
+        )
         return {"database_id": db["uuid"], "name": db["name"]}
 
 
@@ -207,21 +230,13 @@ async def d1_migrate(
 
 async def d1_delete(ctx: ResourceContext, database_id: str) -> None:
     """Delete a database (gone already: fine)."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        await client.call(
-            "DELETE", f"{base}/d1/database/{database_id}", where=where(ctx), ok_statuses=_GONE
-        )
+    await _delete(ctx, f"d1/database/{database_id}")
 
 
 async def d1_read(ctx: ResourceContext, database_id: str) -> dict[str, Any] | None:
     """The live database, or None."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        db = await client.call(
-            "GET", f"{base}/d1/database/{database_id}", where=where(ctx), ok_statuses=_GONE
-        )
-        return None if db is None else {"database_id": db["uuid"], "name": db["name"]}
+    db = await _read(ctx, f"d1/database/{database_id}")
+    return None if db is None else {"database_id": db["uuid"], "name": db["name"]}
 
 
 # ---------------------------------------------------------------------- R2
@@ -229,34 +244,32 @@ async def r2_create(ctx: ResourceContext, name: str) -> dict[str, Any]:
     """Create the bucket ``name`` (or adopt it)."""
     async with client_for() as client:
         base = await client.account_path(where(ctx))
-        try:
-            await client.call("POST", f"{base}/r2/buckets", json={"name": name}, where=where(ctx))
-        except CloudflareError as exc:
-            if exc.status != 409:
-                raise
-            if not may_adopt(ctx, exc):
-                raise conflict(ctx, f"an R2 bucket named {name!r}", exc) from None
+
+        async def find() -> dict[str, Any]:  # a bucket gone meanwhile: its 404 is raised
             await client.call("GET", f"{base}/r2/buckets/{name}", where=where(ctx))
+            return {"name": name}
+
+        await _create_or_adopt(
+            ctx,
+            lambda: client.call(
+                "POST", f"{base}/r2/buckets", json={"name": name}, where=where(ctx)
+            ),
+            taken=lambda exc: exc.status == 409,
+            what=f"an R2 bucket named {name!r}",
+            find=find,
+        )
         return {"name": name}
 
 
 async def r2_delete(ctx: ResourceContext, name: str) -> None:
     """Delete a bucket (gone already: fine; Cloudflare refuses a non-empty one)."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        await client.call(
-            "DELETE", f"{base}/r2/buckets/{name}", where=where(ctx), ok_statuses=_GONE
-        )
+    await _delete(ctx, f"r2/buckets/{name}")
 
 
 async def r2_read(ctx: ResourceContext, name: str) -> dict[str, Any] | None:
     """The live bucket, or None."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        bucket = await client.call(
-            "GET", f"{base}/r2/buckets/{name}", where=where(ctx), ok_statuses=_GONE
-        )
-        return None if bucket is None else {"name": bucket["name"]}
+    bucket = await _read(ctx, f"r2/buckets/{name}")
+    return None if bucket is None else {"name": bucket["name"]}
 
 
 # ---------------------------------------------------------------------- Queues
@@ -290,21 +303,13 @@ async def queue_create(ctx: ResourceContext, name: str) -> dict[str, Any]:
 
 async def queue_delete(ctx: ResourceContext, queue_id: str) -> None:
     """Delete a queue (gone already: fine)."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        await client.call(
-            "DELETE", f"{base}/queues/{queue_id}", where=where(ctx), ok_statuses=_GONE
-        )
+    await _delete(ctx, f"queues/{queue_id}")
 
 
 async def queue_read(ctx: ResourceContext, queue_id: str) -> dict[str, Any] | None:
     """The live queue, or None."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        queue = await client.call(
-            "GET", f"{base}/queues/{queue_id}", where=where(ctx), ok_statuses=_GONE
-        )
-        return None if queue is None else {"queue_id": queue_id, "name": queue["queue_name"]}
+    queue = await _read(ctx, f"queues/{queue_id}")
+    return None if queue is None else {"queue_id": queue_id, "name": queue["queue_name"]}
 
 
 def _consumer_script(consumer: dict[str, Any]) -> str:
@@ -393,23 +398,17 @@ async def workflow_register(
 
 async def workflow_delete(ctx: ResourceContext, name: str) -> None:
     """Delete a Workflow (gone already: fine); its Worker stays."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        await client.call("DELETE", f"{base}/workflows/{name}", where=where(ctx), ok_statuses=_GONE)
+    await _delete(ctx, f"workflows/{name}")
 
 
 async def workflow_read(ctx: ResourceContext, name: str) -> dict[str, Any] | None:
     """The live Workflow, or None."""
-    async with client_for() as client:
-        base = await client.account_path(where(ctx))
-        wf = await client.call(
-            "GET", f"{base}/workflows/{name}", where=where(ctx), ok_statuses=_GONE
-        )
-        if wf is None:
-            return None
-        return {
-            "workflow_id": wf.get("id", ""),
-            "workflow_name": wf["name"],
-            "class_name": wf.get("class_name", ""),
-            "script_name": wf.get("script_name"),
-        }
+    wf = await _read(ctx, f"workflows/{name}")
+    if wf is None:
+        return None
+    return {
+        "workflow_id": wf.get("id", ""),
+        "workflow_name": wf["name"],
+        "class_name": wf.get("class_name", ""),
+        "script_name": wf.get("script_name"),
+    }

@@ -43,21 +43,9 @@ logger = logging.getLogger("asgi")
 Message = dict[str, Any]
 
 
-def _js_request(req: Any) -> js.Request:
-    if isinstance(req, js.Request):
-        return req
-    inner = getattr(req, "js_object", None)
-    if isinstance(inner, js.Request):
-        return inner
-    raise TypeError(
-        f"asgi.fetch() takes the worker's request (request or request.js_object), "
-        f"not {type(req).__name__}"
-    )
-
-
 def request_to_scope(req: Any, env: Any, ws: bool = False) -> dict[str, Any]:
     """The ASGI scope of ``req`` with ``env`` in ``scope["env"]``."""
-    request = _js_request(req)
+    request = js._bridged_request(req, "asgi")
     original = getattr(request, "_scope", None)
     if original is not None and request._url is None and request._headers is None and not ws:
         scope = dict(original)  # unchanged since it arrived: the server's scope is exact
@@ -268,7 +256,7 @@ async def _drain(chunks: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
 
 async def fetch(app: Any, req: Any, env: Any, ctx: Any = None) -> js.Response:
     """Serve ``req`` with the ASGI application ``app``; ``env`` becomes ``scope["env"]``."""
-    request = _js_request(req)
+    request = js._bridged_request(req, "asgi")
     shutdown = await _start_application(app)
     try:
         return await _process(app, request, env)

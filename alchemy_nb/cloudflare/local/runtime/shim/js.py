@@ -1282,6 +1282,20 @@ class Request(_Body):
         return f"Request({self.method} {self.url})"
 
 
+def _bridged_request(req: Any, bridge: str) -> Request:
+    """The ``Request`` a framework bridge (``asgi``, ``wsgi``) was handed: the worker's
+    request itself or its ``js_object``; anything else is refused naming ``bridge``."""
+    if isinstance(req, Request):
+        return req
+    inner = getattr(req, "js_object", None)
+    if isinstance(inner, Request):
+        return inner
+    raise TypeError(
+        f"{bridge}.fetch() takes the worker's request (request or request.js_object), "
+        f"not {type(req).__name__}"
+    )
+
+
 def _asgi_url(scope: dict[str, Any]) -> str:
     host = None
     for k, v in scope.get("headers", ()):

@@ -32,21 +32,9 @@ logger = logging.getLogger("wsgi")
 NULL_BODY_STATUSES = frozenset({101, 103, 204, 205, 304})
 
 
-def _js_request(req: Any) -> js.Request:
-    if isinstance(req, js.Request):
-        return req
-    inner = getattr(req, "js_object", None)
-    if isinstance(inner, js.Request):
-        return inner
-    raise TypeError(
-        f"wsgi.fetch() takes the worker's request (request or request.js_object), "
-        f"not {type(req).__name__}"
-    )
-
-
 def build_environ(req: Any, env: Any, body: bytes) -> dict[str, Any]:
     """The WSGI environ of ``req`` (PEP 3333), with ``env`` as ``environ["workers.env"]``."""
-    request = _js_request(req)
+    request = js._bridged_request(req, "wsgi")
     url = urlsplit(request.url)
     scheme = url.scheme or "http"
     environ: dict[str, Any] = {
@@ -104,7 +92,7 @@ def _run(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]],
 
 async def fetch(app: Any, req: Any, env: Any, ctx: Any = None) -> js.Response:
     """Serve ``req`` with the WSGI application ``app``; ``env`` is ``environ["workers.env"]``."""
-    request = _js_request(req)
+    request = js._bridged_request(req, "wsgi")
     body = request.body
     data = await body._read_all() if body is not None else b""
     environ = build_environ(request, env, data)
