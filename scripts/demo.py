@@ -79,7 +79,9 @@ def main() -> None:
             f"  {entry['at']}  {entry['stage']:<8} {entry['action']:<9} "
             f"{entry['release'][:12]}  by {entry['actor']}"
         )
-    cli("ledger", "verify")
+    verified = cli("ledger", "verify")
+    state = "intact" if verified["ok"] else f"BROKEN at event {verified['first_bad']}"
+    print(f"  ledger {state}: {verified['count']} events, head {verified['head'][:19]}")
     rel = APP.relative_to(Path.cwd())
     print(
         f"\nStill serving dev, staging and prod. Logs: .venv/bin/alchemy-nb logs api "
