@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..cloudflare._sql import split_statements
 from ..errors import ConfigError
 
 __all__ = ["add_commands", "run_command"]
@@ -127,28 +128,6 @@ def _connect(db: _Database) -> sqlite3.Connection:
     return conn
 
 
-def _statements(sql: str) -> list[str]:
-    """The statements of a script, split on the ``;`` that end one (strings, triggers and
-    comments respected)."""
-    statements: list[str] = []
-    buffer = ""
-    for piece in sql.split(";"):
-        buffer += piece + ";"
-        if sqlite3.complete_statement(buffer):
-            text = _without_comments(buffer)
-            if text.strip(" \t\r\n;"):
-                statements.append(buffer.strip())
-            buffer = ""
-    rest = _without_comments(buffer[:-1])
-    if rest.strip(" \t\r\n;"):
-        statements.append(buffer[:-1].strip())
-    return statements
-
-
-def _without_comments(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
-
-
 def _execute(db: _Database, args: argparse.Namespace, out: Any) -> int:
     if args.file:
         try:
@@ -164,7 +143,7 @@ def _execute(db: _Database, args: argparse.Namespace, out: Any) -> int:
     with closing(_connect(db)) as conn:
         conn.execute("BEGIN")
         try:
-            for statement in _statements(sql):
+            for statement in split_statements(sql):
                 number += 1
                 start = time.perf_counter()
                 cursor = conn.execute(statement)
@@ -235,7 +214,6 @@ def _apply(db: _Database, out: Any) -> int:
             files,
             db.table,
             failed,
-            split=_statements,
             on_applied=lambda name: out.log(f"applied {name}"),
         )
     if out.json:

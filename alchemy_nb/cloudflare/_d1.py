@@ -12,6 +12,7 @@ from pathlib import Path
 from ..engine import Input, Outputs, Props, Provider, Resource, ResourceContext
 from ..errors import ProviderError
 from ._common import local_dir, local_id, on_cloudflare, physical_name, remove_sqlite, require_local
+from ._sql import split_statements
 
 __all__ = [
     "D1Database",
@@ -106,19 +107,16 @@ def run_migrations(
     table: str,
     failed: Callable[[Path, sqlite3.Error, str], Exception],
     *,
-    split: Callable[[str], list[str]] | None = None,
     on_applied: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Apply on ``conn`` (in autocommit mode) the files not yet recorded in ``table``
     (wrangler's tracking table), each with its tracking row in one transaction; returns
     the names applied now, in order.
 
-    ``split`` cuts a file into statements (by default, at each complete statement's
-    line end). A failing file is rolled back whole and ``failed(path, error, stays_at)``
-    is raised, ``stays_at`` naming the migration the database stays at. ``on_applied``
-    hears of each file applied.
+    Each file is cut into statements by :func:`split_statements`. A failing file is
+    rolled back whole and ``failed(path, error, stays_at)`` is raised, ``stays_at`` naming
+    the migration the database stays at. ``on_applied`` hears of each file applied.
     """
-    split = split or _statements
     _ensure_table(conn, table)
     done = {row[0] for row in conn.execute(f'SELECT name FROM "{table}"')}
     applied: list[str] = []
@@ -128,7 +126,7 @@ def run_migrations(
         sql = path.read_text()
         conn.execute("BEGIN")
         try:
-            for statement in split(sql):
+            for statement in split_statements(sql):
                 conn.execute(statement)
             conn.execute(f'INSERT INTO "{table}" (name) VALUES (?)', (path.name,))
             conn.execute("COMMIT")
@@ -139,20 +137,6 @@ def run_migrations(
         if on_applied is not None:
             on_applied(path.name)
     return applied
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a script into complete statements (so each runs inside our transaction)."""
-    statements, current = [], ""
-    for line in sql.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            if current.strip():
-                statements.append(current)
-            current = ""
-    if current.strip() and not current.strip().startswith("--"):
-        statements.append(current)
-    return statements
 
 
 class D1DatabaseProvider(Provider[D1DatabaseProps, D1DatabaseOutputs]):

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from time import perf_counter
 from typing import Any
 
 from js import ArrayBuffer
 from pyodide.ffi import JsArray, JsException, JsNull, JsObject, JsProxy
 
+from ..._sql import split_statements
 from ._sqlite import connect
 
 __all__ = ["D1Database", "D1DatabaseSession", "D1Error", "D1PreparedStatement"]
@@ -148,7 +149,7 @@ class D1Database:
         """Run one or more statements without bindings; gives ``{count, duration}``."""
         start = perf_counter()
         count = 0
-        for number, statement in enumerate(_split_statements(query), start=1):
+        for number, statement in enumerate(split_statements(query), start=1):
             try:
                 self._conn.execute(statement).fetchall()
             except (sqlite3.Error, OverflowError) as exc:
@@ -295,21 +296,3 @@ def _option(options: Any, name: str, default: Any) -> Any:
     if isinstance(options, dict):
         return options.get(name, default)
     return getattr(options, name, default)
-
-
-def _split_statements(script: str) -> Sequence[str]:
-    """Split a script into statements on the ``;`` that end one (strings, triggers respected)."""
-    statements: list[str] = []
-    pieces = script.split(";")
-    buffer = ""
-    for index, piece in enumerate(pieces):
-        buffer += piece
-        if index < len(pieces) - 1:
-            buffer += ";"
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip(" \t\r\n;"):
-                statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip(" \t\r\n;"):
-        statements.append(buffer.strip())
-    return statements
