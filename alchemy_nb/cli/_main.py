@@ -286,6 +286,21 @@ def _lock_timeout(args: argparse.Namespace) -> float | None:
     return None
 
 
+def _require_existing_database(app: Any) -> None:
+    """A command that only reads state never creates a SQLite database: a mistyped
+    ``--state`` path is an error, not an empty stage."""
+    from ..state._sqlite import SQLiteStore
+
+    store = app.state
+    if isinstance(store, SQLiteStore) and not store.path.exists():
+        raise ConfigError(
+            f"there is no state database at {store.path}",
+            where="--state or $ALCHEMY_STATE_URL",
+            fix="check the path (a relative one is relative to this folder); "
+            "a deploy creates the database",
+        )
+
+
 def _dispatch(args: argparse.Namespace, out: _Output) -> int:
     import asyncio
 
@@ -322,6 +337,8 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
     app: App = resolve_app(args)
     if getattr(args, "state", None):
         app.state = args.state
+    if args.command in ("status", "read"):
+        _require_existing_database(app)
     password = _password(args)
     saved = Plan.load(args.plan_file) if getattr(args, "plan_file", None) else None
     concurrency = getattr(args, "concurrency", None)

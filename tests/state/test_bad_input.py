@@ -203,3 +203,16 @@ def test_a_lock_session_the_server_ended_is_replaced(pg_url: str) -> None:
     assert second != first
     assert store._idle[0].info.backend_pid != kept
     store.close()
+
+
+@pytest.mark.parametrize("command", ["status", "read"])
+def test_a_read_only_command_never_creates_a_sqlite_database(tmp_path: Path, command: str) -> None:
+    write_program(tmp_path, PROGRAM)
+    done = cli(tmp_path, command, "--state", "sqlite:///stat.db")  # meant state.db
+    assert done.returncode == 2, done.stderr
+    assert f"there is no state database at {tmp_path / 'stat.db'}" in done.stderr
+    assert "a deploy creates the database" in done.stderr
+    assert not (tmp_path / "stat.db").exists()
+    assert cli(tmp_path, "deploy", "--state", "sqlite:///state.db").returncode == 0
+    shown = cli(tmp_path, command, "--state", "sqlite:///state.db")
+    assert shown.returncode == 0, shown.stderr
