@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["mimebundle", "progress_reporter"]
+__all__ = ["Displayed", "mimebundle", "progress_reporter"]
 
 
 def mimebundle(obj: Any, include: Any = None, exclude: Any = None) -> dict[str, Any]:
@@ -26,6 +26,17 @@ def mimebundle(obj: Any, include: Any = None, exclude: Any = None) -> dict[str, 
     except Exception as exc:  # a display never raises
         name = type(obj).__name__
         return {"text/plain": f"{name} (cannot be displayed: {type(exc).__name__}: {exc})"}
+
+
+class Displayed:
+    """Mixin for the public objects: ``_repr_mimebundle_`` through :func:`mimebundle`, so
+    Jupyter, papermill and HTML exports show text, HTML and the vendor JSON."""
+
+    __slots__ = ()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
+        return mimebundle(self, include, exclude)
 
 
 def progress_reporter(phase: str, app: str, stage: str) -> Callable[..., None] | None:

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._repr import Displayed
+
 __all__ = [
     "AlchemyError",
     "ConfigError",
@@ -51,7 +53,7 @@ __all__ = [
 ]
 
 
-class AlchemyError(Exception):
+class AlchemyError(Exception, Displayed):
     """The root of every error alchemy-nb raises.
 
     ``what`` says what failed, ``where`` where (resource full name, stage, phase,
@@ -73,12 +75,6 @@ class AlchemyError(Exception):
         if self.fix:
             parts.append(f"Fix: {self.fix.rstrip('.')}.")
         return " ".join(parts)
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
-        from ._repr import mimebundle
-
-        return mimebundle(self, include, exclude)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         # IPython prints exceptions with its own printer unless the class has this

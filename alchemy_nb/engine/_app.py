@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._repr import Displayed
 from ..errors import ConfigError
 from ._plan import Phase, Plan, RunResult
 
@@ -50,25 +51,19 @@ class StageSettings:
 
 
 @dataclass(frozen=True)
-class Stage:
+class Stage(Displayed):
     """A stage of an app (``dev``, ``staging``, ``prod``) in one phase; programs receive it."""
 
     app: App
     name: str
     phase: Phase = Phase.UP
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
-        from .._repr import mimebundle
-
-        return mimebundle(self, include, exclude)
-
     def __repr__(self) -> str:
         return f"Stage({self.app.name}/{self.name}, phase={self.phase.value})"
 
 
 @dataclass
-class StageStatus:
+class StageStatus(Displayed):
     """What state knows about a stage: its resources, its lock, unfinished work."""
 
     app: str
@@ -77,12 +72,6 @@ class StageStatus:
     lock: LockInfo | None = None
     interrupted: bool = False
     outputs: dict[str, Any] = field(default_factory=dict)
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
-        from .._repr import mimebundle
-
-        return mimebundle(self, include, exclude)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,7 +84,7 @@ class StageStatus:
         }
 
 
-class App:
+class App(Displayed):
     """An app: a name, a program (a function of the stage), and state beside the code.
 
     Example::
@@ -153,12 +142,6 @@ class App:
 
     def __repr__(self) -> str:
         return f"App({self.name!r}, root={str(self.root)!r})"
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
-        from .._repr import mimebundle
-
-        return mimebundle(self, include, exclude)
 
     @property
     def state(self) -> StateStore:

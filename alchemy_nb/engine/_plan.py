@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .._canonical import canonical_json, digest
+from .._repr import Displayed
 from ..errors import PlanError
 
 __all__ = ["Action", "Change", "FieldChange", "Phase", "Plan", "ResourceStatus", "RunResult"]
@@ -68,7 +69,7 @@ class FieldChange:
 
 
 @dataclass(frozen=True)
-class Change:
+class Change(Displayed):
     """One resource's line in a plan."""
 
     id: str
@@ -91,12 +92,6 @@ class Change:
         if self.declared:
             data["declared"] = self.declared
         return data
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
-        from .._repr import mimebundle
-
-        return mimebundle(self, include, exclude)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Change:
@@ -122,7 +117,7 @@ def _counts(actions: list[Action]) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
-class Plan:
+class Plan(Displayed):
     """Exactly what ``up`` (or ``destroy``) would do to a stage, computed without changing it.
 
     A plan has a ``digest``; ``app.deploy(stage, plan=plan)`` applies exactly this plan or
@@ -231,12 +226,6 @@ class Plan:
             f"{c['noop']} unchanged; {self.digest[:19]})"
         )
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
-        from .._repr import mimebundle
-
-        return mimebundle(self, include, exclude)
-
     def render_text(self) -> str:
         """The plan as a reader wants it in a terminal or a CI log."""
         symbols = {"create": "+", "update": "~", "replace": "±", "delete": "-", "noop": " "}
@@ -287,7 +276,7 @@ class ResourceResult:
 
 
 @dataclass
-class RunResult:
+class RunResult(Displayed):
     """The outcome of ``up``, ``read`` or ``destroy`` on one stage."""
 
     app: str
@@ -324,12 +313,6 @@ class RunResult:
 
     def __repr__(self) -> str:
         return f"RunResult({self.summary()})"
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
-        from .._repr import mimebundle
-
-        return mimebundle(self, include, exclude)
 
     def summary(self) -> str:
         """One line, e.g. ``up hello/dev: 1 created, 0 updated, ... (ok)``."""

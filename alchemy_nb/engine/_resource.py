@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .._repr import Displayed
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -151,18 +152,12 @@ Input = Union[T, Ref]  # noqa: UP007 - a generic alias: Input[str] is str | Ref
 
 
 @dataclass(frozen=True)
-class ResourceHandle(_Referable):
+class ResourceHandle(_Referable, Displayed):
     """A resource as state remembers it: id, kind and outputs (for delete and read)."""
 
     id: str
     kind: str
     outputs: dict[str, Any] = field(default_factory=dict)
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
-        from .._repr import mimebundle
-
-        return mimebundle(self, include, exclude)
 
 
 @dataclass(frozen=True)
@@ -328,7 +323,7 @@ class _KindRegistry:
 kind_registry = _KindRegistry()
 
 
-class Resource(_Referable, Generic[P, O]):
+class Resource(_Referable, Displayed, Generic[P, O]):
     """A declared resource. Construct it inside a program; read its outputs as refs.
 
     ``File("greeting", path="out/hello.txt", content="hi")`` declares a file; its
@@ -416,12 +411,6 @@ class Resource(_Referable, Generic[P, O]):
             f"{type(self).__name__} has no attribute {name!r}; its outputs are "
             f"{', '.join(model.model_fields)}"
         )
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """Rich display (``alchemy_nb.display``): text, HTML and the vendor JSON."""
-        from .._repr import mimebundle
-
-        return mimebundle(self, include, exclude)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.id!r})"

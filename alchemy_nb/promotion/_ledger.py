@@ -35,6 +35,7 @@ from typing import Any, Literal, TypedDict, cast, get_args
 from xml.etree import ElementTree as ET
 
 from .._canonical import canonical_json
+from .._repr import Displayed
 from .._secret import Secret
 from ..errors import ConfigError, LedgerError, SecretError
 from ..state import StateStore
@@ -123,7 +124,7 @@ def event_hash(event: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class Verification:
+class Verification(Displayed):
     """The result of :meth:`Ledger.verify`.
 
     ``ok`` is True when the chain is intact. ``count`` is the number of events (damaged
@@ -157,13 +158,8 @@ class Verification:
         at = f" at event {self.first_bad}" if self.first_bad is not None else ""
         return f"ledger FAILED verification{at}: {self.reason}"
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from .._repr import mimebundle
 
-        return mimebundle(self, include, exclude)
-
-
-class Ledger:
+class Ledger(Displayed):
     """The audit ledger of one app, kept in its state store.
 
     Example::
@@ -188,11 +184,6 @@ class Ledger:
 
     def __repr__(self) -> str:
         return f"Ledger(app={self.app!r}, store={self.store.location!r})"
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from .._repr import mimebundle
-
-        return mimebundle(self, include, exclude)
 
     async def record(
         self,

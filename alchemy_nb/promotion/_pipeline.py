@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .._config import HealthProbe
+from .._repr import Displayed
 from ..engine import App, RunResult, load_program
 from ..errors import ConfigError, DeployError, GateError
 from ._records import Records, now_iso
@@ -83,7 +84,7 @@ def _source(root: Path) -> dict[str, Any]:
 
 
 @dataclass
-class ProbeResult:
+class ProbeResult(Displayed):
     """One health probe's outcome."""
 
     worker: str
@@ -94,14 +95,9 @@ class ProbeResult:
     def to_json(self) -> dict[str, Any]:
         return {"worker": self.worker, "url": self.url, "ok": self.ok, "detail": self.detail}
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from .._repr import mimebundle
-
-        return mimebundle(self, include, exclude)
-
 
 @dataclass
-class Outcome:
+class Outcome(Displayed):
     """What a deploy, promotion or rollback did."""
 
     action: str
@@ -126,11 +122,6 @@ class Outcome:
             data["counts"] = self.result.counts
             data["outputs"] = self.result.outputs_masked
         return data
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from .._repr import mimebundle
-
-        return mimebundle(self, include, exclude)
 
 
 class Pipeline:
