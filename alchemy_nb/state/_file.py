@@ -109,15 +109,7 @@ class FileStore:
     def _checkpoint(self, state: StageState) -> None:
         folder = self._stage_dir(state.app, state.stage)
         folder.mkdir(parents=True, exist_ok=True)
-        doc = {
-            "format": FORMAT,
-            "app": state.app,
-            "stage": state.stage,
-            "meta": state.meta,
-            "resources": state.records,
-        }
-        data = json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False).encode() + b"\n"
-        _atomic_write(folder / "state.json", data)
+        _atomic_write(folder / "state.json", _snapshot_bytes(state))
         self._journal(state.app, state.stage).clear()
         state.replayed = 0
 
@@ -250,6 +242,28 @@ class FileStore:
     def close(self) -> None:
         for journal in self._journals.values():
             journal.close()
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+
+
+def _snapshot_bytes(state: StageState) -> bytes:
+    """The snapshot as JSON with one resource record to a line, sorted by id.
+
+    Still one JSON document, and as readable in a diff as an indented one (a changed
+    resource is a changed line), at a third of the cost: the indenting encoder is
+    Python code, this one is C.
+    """
+    encode = _ENCODER.encode
+    head = encode({"app": state.app, "format": FORMAT, "meta": state.meta, "stage": state.stage})
+    records = state.records
+    lines = ",\n".join(f"{encode(rid)}: {encode(records[rid])}" for rid in sorted(records))
+    body = (
+        f'{head[:-1]},\n"resources": {{\n{lines}\n}}}}\n'
+        if records
+        else f'{head[:-1]}, "resources": {{}}}}\n'
+    )
+    return body.encode()
 
 
 def _read_snapshot(path: Path, raw: bytes, state: StageState) -> None:
