@@ -3,8 +3,9 @@
 Every measurement is one whole process, timed by wall clock from here: first deploy
 (create), an unchanged re-deploy (no-op), a deploy that changes every file's content
 (update) and destroy, for N = 10, 100 and 1000 files; plus the start costs. alchemy-nb
-runs twice: cold (the default: a fresh Python per command) and warm (``ALCHEMY_NB_SERVER=1``:
-each command forked from a server that has already imported alchemy-nb). The tools are
+runs twice: cold (``ALCHEMY_NB_SERVER=0``, as under CI: a fresh Python per command) and
+warm (the default elsewhere: each command forked from the server that has already imported
+alchemy-nb). The tools are
 interleaved command by command, in the same run and on the same disk, so noise on this
 machine hits all alike; read the ratios (ours / theirs), not the seconds.
 
@@ -60,6 +61,8 @@ IMPORT_TARGET_S = 0.060
 # PYTHONDONTWRITEBYTECODE set in the caller's shell would make every run recompile.
 PYC_CACHE = PEERS / "pycache"
 OUR_ENV = {"PYTHONPYCACHEPREFIX": str(PYC_CACHE)}
+# Cold: a fresh Python for every command, as under CI (ALCHEMY_NB_SERVER=0 says so here).
+COLD_ENV = {**OUR_ENV, "ALCHEMY_NB_SERVER": "0"}
 # Never inherited from the caller's shell: the cold runs must not use a server, and the warm
 # ones get exactly the server settings below.
 DROP_ENV = frozenset(
@@ -70,9 +73,10 @@ DROP_ENV = frozenset(
         "ALCHEMY_NB_SERVER",
         "ALCHEMY_NB_SERVER_IDLE",
         "ALCHEMY_NB_SERVER_CHILD",
+        "CI",  # the default (auto) turns the warm server off under CI
     }
 )
-# The warm tool: alchemy-nb's opt-in server (alchemy_nb/cli/_server.py), in a private runtime
+# The warm tool: alchemy-nb's warm-start server (alchemy_nb/cli/_server.py), in a private runtime
 # folder of its own. Unix socket paths are limited to ~100 bytes, hence a short folder in /tmp.
 SERVER_TMP = "/tmp"
 SERVER_IDLE_S = 120  # the server exits after this long without a command
@@ -87,7 +91,7 @@ PEER_ENV = {
 }
 
 # The sides of the comparison: sample names (results/fs.json) and the modes of alchemy-nb.
-COLD, WARM, PEER = "alchemy-nb", "alchemy-nb (warm)", "alchemy"
+COLD, WARM, PEER = "alchemy-nb (cold)", "alchemy-nb (default, warm)", "alchemy"
 MODES = {"cold": COLD, "warm": WARM}
 
 OUR_APP = "alchemy-nb-bench"
@@ -327,7 +331,8 @@ def _is_server(pid: int) -> bool:
 
 @dataclass
 class AlchemyNbWarm(AlchemyNb):
-    """The same commands with ``ALCHEMY_NB_SERVER=1``: each one forked from a warm server.
+    """The same commands as a user runs them by default (``ALCHEMY_NB_SERVER`` unset, i.e.
+    ``auto``): each one forked from the warm server the first one started.
 
     The server lives in a private runtime folder, is started by the warm-up and stopped by
     :meth:`stop_server`; every timed run is checked to have gone through it.
@@ -341,7 +346,6 @@ class AlchemyNbWarm(AlchemyNb):
     def __post_init__(self) -> None:
         self.env = {
             **self.env,
-            "ALCHEMY_NB_SERVER": "1",
             "XDG_RUNTIME_DIR": str(self.runtime),
             "ALCHEMY_NB_SERVER_IDLE": str(SERVER_IDLE_S),
         }
@@ -381,7 +385,7 @@ class AlchemyNbWarm(AlchemyNb):
             if time.monotonic() > deadline:
                 raise BenchError(
                     f"{self.name}: no server socket in {self.server_dir} {SERVER_WAIT_S:.0f} s "
-                    f"after a command with ALCHEMY_NB_SERVER=1 (see {self.log_path})"
+                    f"after a command with the default ALCHEMY_NB_SERVER=auto (see {self.log_path})"
                 )
             time.sleep(0.02)
         pids = self.server_pids()
@@ -651,8 +655,8 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "fs::File, BENCH_MODE=concurrent",
         f"median wall seconds of {meta['reps']} whole-process runs ({meta['reps'] * 2} for start "
         "rows), lower is better",
-        "cold = a fresh process per command; warm = ALCHEMY_NB_SERVER=1, each command forked "
-        "from a running server",
+        "cold = ALCHEMY_NB_SERVER=0, a fresh process per command; "
+        "warm = the default, each command forked from a running server",
     ]
     if peer:
         lines.append(
@@ -760,7 +764,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     warm = AlchemyNbWarm(WARM, work, logs, dict(OUR_ENV))
                     tools.append(warm)
                 else:
-                    tools.append(AlchemyNb(COLD, work, logs, dict(OUR_ENV)))
+                    tools.append(AlchemyNb(COLD, work, logs, dict(COLD_ENV)))
             peer = None if args.skip_peer else AlchemyTs(PEER, PEER_DIR, logs, PEER_ENV)
             if peer is not None:
                 tools.append(peer)

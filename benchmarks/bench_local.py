@@ -228,6 +228,7 @@ def check_routes(side: str, port: int) -> None:
 def our_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in DROP_ENV}
     env["PYTHONPYCACHEPREFIX"] = str(PYC_CACHE)
+    env["ALCHEMY_NB_SERVER"] = "0"  # every command measured from a fresh Python
     return env
 
 

@@ -12,6 +12,9 @@ from typing import Any, TypeVar
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# Every command a test starts runs in a fresh Python of its own, never through a warm server
+# left from another test; tests/test_server.py turns the server on where it is the subject.
+os.environ["ALCHEMY_NB_SERVER"] = "0"
 
 import things
 

@@ -167,3 +167,73 @@ def test_a_killed_server_is_replaced(tmp_path: Path, server_env) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("no new server took over the socket")
+
+
+@pytest.mark.parametrize(
+    ("env", "argv", "expected"),
+    [
+        ({}, ["deploy"], True),  # auto: the short engine commands
+        ({}, ["plan", "--json"], True),
+        ({}, ["status"], True),
+        ({}, ["dev"], False),  # runs for hours: nothing to gain
+        ({}, ["cloudflare", "login"], False),  # prompts: needs the caller's terminal
+        ({}, [], False),
+        ({}, ["--version"], False),
+        ({"CI": "true"}, ["deploy"], False),  # a CI job's processes end with the job
+        ({"CI": "0"}, ["deploy"], True),
+        ({"ALCHEMY_NB_SERVER": "0"}, ["deploy"], False),
+        ({"ALCHEMY_NB_SERVER": "off"}, ["deploy"], False),
+        ({"ALCHEMY_NB_SERVER": "auto"}, ["deploy"], True),
+        ({"ALCHEMY_NB_SERVER": "1", "CI": "true"}, ["dev"], True),  # asked for: everything
+        ({"ALCHEMY_NB_SERVER": "1", "ALCHEMY_NB_SERVER_CHILD": "1"}, ["deploy"], False),
+        ({"ALCHEMY_NB_SERVER": "sometimes"}, ["deploy"], False),  # unknown: never a surprise
+    ],
+)
+def test_which_commands_use_the_server(
+    env: dict[str, str], argv: list[str], expected: bool
+) -> None:
+    from alchemy_nb.cli import use_server
+
+    assert use_server(argv, env) is expected
+
+
+def test_auto_is_the_default_outside_ci(tmp_path: Path, server_env) -> None:
+    env = {k: v for k, v in server_env.items() if k not in ("ALCHEMY_NB_SERVER", "CI")}
+    write_program(tmp_path, PROGRAM)
+    first = run(tmp_path, env, "deploy", "--json")  # runs here, starts the server
+    assert first.returncode == 0, first.stderr
+    assert json.loads((tmp_path / "seen.json").read_text())["via"] is None
+    wait_for_server(server_env)
+    second = run(tmp_path, {**env, "CONTENT": "y"}, "deploy", "--json")
+    assert second.returncode == 0, second.stderr
+    assert json.loads((tmp_path / "seen.json").read_text())["via"] == "1"
+    assert json.loads(second.stdout)["counts"]["update"] == 1
+    assert (tmp_path / "out" / "f.txt").read_text() == "y"
+    # `dev` and other long or prompting commands still run in the caller's process
+    version = run(tmp_path, env, "--version")
+    assert version.returncode == 0
+
+
+def test_a_different_python_setting_gets_its_own_server(tmp_path: Path, server_env) -> None:
+    """The server's imports must be the caller's: a changed PYTHONPATH is another server."""
+    extra = tmp_path / "lib"
+    extra.mkdir()
+    (extra / "helper_mod.py").write_text("VALUE = 'from the caller path'\n")
+    write_program(
+        tmp_path,
+        PROGRAM.replace("import alchemy_nb\n", "import alchemy_nb, helper_mod\n").replace(
+            '"custom": os.environ.get("CUSTOM")', '"custom": helper_mod.VALUE'
+        ),
+    )
+    plain = {**server_env, "PYTHONPATH": str(extra)}
+    assert run(tmp_path, plain, "deploy").returncode == 0
+    wait_for_server(server_env)
+    other = tmp_path / "lib2"
+    other.mkdir()
+    (other / "helper_mod.py").write_text("VALUE = 'from another path'\n")
+    again = run(tmp_path, {**server_env, "PYTHONPATH": str(other)}, "deploy")
+    assert again.returncode == 0, again.stderr
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert seen["custom"] == "from another path"
+    assert seen["via"] is None  # no server for this setting yet: it ran here
+    assert len(list(Path(server_env["XDG_RUNTIME_DIR"]).rglob("*.sock"))) >= 1

@@ -1,4 +1,4 @@
-"""A warm start for the ``alchemy-nb`` command (opt-in: ``ALCHEMY_NB_SERVER=1``).
+"""A warm start for the ``alchemy-nb`` command (see ``use_server`` in ``__init__.py``).
 
 Most of a short command's time goes into starting Python and importing pydantic and
 asyncio. With the server on, the first command starts a small background process that
@@ -17,8 +17,7 @@ a server started from other code (another install or changed sources) is never u
 
 from __future__ import annotations
 
-import contextlib
-import json
+import marshal
 import os
 import signal
 import socket
@@ -39,8 +38,17 @@ _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 def _fingerprint() -> str:
-    """Identifies the code a server runs: interpreter, package location and sources."""
+    """Identifies the code a server runs: the interpreter and its ``PYTHON*`` settings, the
+    installed packages (an install or removal changes a site-packages folder) and this
+    package's sources."""
     parts = [sys.executable, _PACKAGE]
+    parts += sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("PYTHON"))
+    for entry in sys.path:
+        if entry.endswith("-packages"):
+            try:  # noqa: SIM105 (the client does without contextlib's import)
+                parts.append(f"{entry}:{os.stat(entry).st_mtime_ns}")
+            except OSError:
+                pass
     for folder, dirs, files in os.walk(_PACKAGE):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
@@ -63,7 +71,9 @@ def socket_path() -> str:
 
 
 def _send(conn: socket.socket, data: dict[str, Any], fds: list[int] | None = None) -> None:
-    payload = json.dumps(data).encode()
+    # marshal, not json: the client then imports next to nothing (json brings re). Both ends
+    # are this interpreter and the same user (the server checks the peer's uid).
+    payload = marshal.dumps(data)
     message = struct.pack("!I", len(payload)) + payload
     if fds:
         socket.send_fds(conn, [message], fds)
@@ -91,7 +101,8 @@ def _recv(conn: socket.socket, with_fds: int = 0) -> tuple[dict[str, Any] | None
         if not chunk:
             return None, fds
         body += chunk
-    return json.loads(body), fds
+    message = marshal.loads(body)
+    return (message if isinstance(message, dict) else None), fds
 
 
 # ------------------------------------------------------------------------ client
@@ -107,7 +118,13 @@ def connect_and_run(argv: list[str]) -> int | None:
     except (OSError, PermissionError):
         return None
     with conn:
-        request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": _umask()}
+        request = {
+            "argv": argv,
+            "cwd": os.getcwd(),
+            "env": dict(os.environ),
+            "umask": _umask(),
+            "path": sys.path,
+        }
         try:
             _send(conn, request, [0, 1, 2])
         except OSError:
@@ -115,8 +132,10 @@ def connect_and_run(argv: list[str]) -> int | None:
         previous = {}
 
         def forward(signum: int, frame: Any) -> None:
-            with contextlib.suppress(OSError):
+            try:  # noqa: SIM105
                 _send(conn, {"signal": signum})
+            except OSError:
+                pass
 
         for signum in _FORWARDED:
             if signal.getsignal(signum) is not signal.SIG_IGN:  # what we ignore, so does it
@@ -163,11 +182,16 @@ def _umask() -> int:
 # ------------------------------------------------------------------------ server
 def serve(where: str | Path) -> None:
     """Accept commands on ``where`` until idle; each runs in a forked child."""
+    import contextlib
     from pathlib import Path
 
     path = Path(where)
     # What every command needs, imported once here.
     import asyncio  # noqa: F401
+
+    # What is here now, children share with the server page for page; the collector would
+    # copy every page it walks in each child, so it leaves these objects alone.
+    import gc
 
     import alchemy_nb.cli
     import alchemy_nb.cli._promotion
@@ -177,6 +201,8 @@ def serve(where: str | Path) -> None:
     import alchemy_nb.promotion._pipeline
     import alchemy_nb.state  # noqa: F401
 
+    gc.collect()
+    gc.freeze()
     idle = float(os.environ.get("ALCHEMY_NB_SERVER_IDLE", "600"))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     temp = path.with_name(f".{path.name}.{os.getpid()}")
@@ -227,8 +253,10 @@ def _claim(temp: Path, path: Path) -> bool:
                 probe.connect(str(path))
                 return False  # a live server answers there
             except OSError:
-                with contextlib.suppress(OSError):
+                try:  # noqa: SIM105
                     path.unlink()  # left behind by a server that was killed
+                except OSError:
+                    pass
             finally:
                 probe.close()
     return False
@@ -248,6 +276,7 @@ def _child(conn: socket.socket) -> None:
         os.environ.update(request["env"])
         os.environ[_CHILD_ENV] = "1"
         os.umask(int(request["umask"]))
+        sys.path[:] = request["path"]  # imports from here on resolve as in the caller
         # A command behaves as if started from a shell: Ctrl-C (forwarded) interrupts it,
         # whatever the server inherited when it was started in the background.
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -270,8 +299,10 @@ def _child(conn: socket.socket) -> None:
             sys.stderr.flush()
         except Exception:
             pass
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105
             _send(conn, {"exit": code})
+        except OSError:
+            pass
         os._exit(code)
 
 

@@ -296,6 +296,10 @@ class Run:
         self.program_outputs: Any = None
         self.known = _OutputTable(self.decode)
         self._prepared: dict[str, tuple[Props, str, Props, list[FieldChange]]] = {}
+        self._bodies: dict[str, str] = {}  # canonical props of plain resources, by id
+        self._ctx_template: ResourceContext | None = None
+        self._state_hooks: dict[type, Callable[[Any], Any]] | None = None
+        self._ctx_from: tuple[Any, ...] = ()
         self._drifted: set[str] = set()
         self.wrote = False
 
@@ -307,18 +311,29 @@ class Run:
         return f"{name}, phase {self.stage.phase.value}"
 
     def ctx(self, rid: str, kind: str) -> ResourceContext:
-        return ResourceContext(
-            app=self.app.name,
-            stage=self.stage.name,
-            id=rid,
-            kind=kind,
-            phase=self.stage.phase.value,
-            root=self.app.root,
-            log=self.report,
-            target=self.settings.target,
-            data_root=self.app.data_root,
-            stage_vars=self.settings.vars,
-        )
+        made_from = (self.settings, self.app.root, self.app.data_root)
+        template = self._ctx_template
+        if template is None or any(
+            a is not b for a, b in zip(made_from, self._ctx_from, strict=True)
+        ):
+            template = self._ctx_template = ResourceContext(
+                app=self.app.name,
+                stage=self.stage.name,
+                id="",
+                kind="",
+                phase=self.stage.phase.value,
+                root=self.app.root,
+                log=self.report,
+                target=self.settings.target,
+                data_root=self.app.data_root,
+                stage_vars=self.settings.vars,
+            )
+            self._ctx_from = made_from
+        # The template with this resource's id and kind: a copy of its fields, which is a
+        # fifth of the cost of a frozen dataclass's __init__ (one per resource adds up).
+        ctx: ResourceContext = object.__new__(ResourceContext)
+        ctx.__dict__.update(template.__dict__, id=rid, kind=kind)
+        return ctx
 
     # ---------------------------------------------------------------- program
     async def run_program(self) -> None:
@@ -417,14 +432,16 @@ class Run:
     # ---------------------------------------------------------------- encoding
     def encode_state(self, value: Any) -> Any:
         """Props or outputs as state stores them: secrets sealed, resources as links."""
+        if self._state_hooks is None:
 
-        def secret(s: Secret) -> Any:
-            return {"@secret": self.box(create=True).seal(s.reveal())}
+            def secret(s: Secret) -> Any:
+                return {"@secret": self.box(create=True).seal(s.reveal())}
 
-        def ref(r: Ref) -> Any:
-            raise StateError(f"unresolved reference {r!r} reached state", where=self.where())
+            def ref(r: Ref) -> Any:
+                raise StateError(f"unresolved reference {r!r} reached state", where=self.where())
 
-        return encode(value, {Secret: secret, _Referable: _resource_link, Ref: ref})
+            self._state_hooks = {Secret: secret, _Referable: _resource_link, Ref: ref}
+        return encode(value, self._state_hooks)
 
     def encode_digest(self, value: Any, *, declared: bool = False) -> Any:
         """The form that is hashed: secrets as keyed macs, defaults left out."""
@@ -543,7 +560,10 @@ class Run:
     def _set_outputs(self, res: Resource[Any, Any] | None, rid: str, outputs: Any) -> None:
         """Record outputs: a model from a provider now, or state JSON decoded on first use."""
         if isinstance(outputs, BaseModel):
-            self.known.set(rid, dict(outputs))
+            values = outputs.__dict__.copy()  # dict(outputs), without its generator
+            if outputs.__pydantic_extra__:
+                values.update(outputs.__pydantic_extra__)
+            self.known.set(rid, values)
             if res is not None:
                 res.outputs = outputs
             return
@@ -593,6 +613,8 @@ class Run:
         declared_body = canonical_json(self.encode_digest(res.props, declared=True))
         same_body = not deps and not self._secret_seen  # else the digest forms differ
         declared = digest(res.kind, declared_body)
+        if same_body:
+            self._bodies[rid] = declared_body  # a create's digest needs it again
 
         def change(
             action: Action, reason: str = "", fields: tuple[FieldChange, ...] = ()
@@ -813,7 +835,8 @@ class Run:
             resolved = self.resolve(res)
             if resolved is None:  # cannot happen: dependencies are done
                 raise ProviderError(f"unresolved references in {rid!r}", where=self.where(rid))
-            props, dig = resolved, self.resource_digest(res, resolved)
+            body = self._bodies.pop(rid, None) if resolved is res.props else None
+            props, dig = resolved, self.resource_digest(res, resolved, body)
         status = rec.get("status") if rec else None
         drifted = rid in self._drifted
         if rec is not None and status in SETTLED and rec.get("digest") == dig and not drifted:

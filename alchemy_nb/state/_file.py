@@ -245,6 +245,7 @@ class FileStore:
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+_LINE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def _snapshot_bytes(state: StageState) -> bytes:
@@ -332,10 +333,8 @@ class _Journal:
         return entries
 
     def append(self, entries: Sequence[Entry], *, sync: bool = True) -> None:
-        data = b"".join(
-            json.dumps(e, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-            for e in entries
-        )
+        encode = _LINE_ENCODER.encode
+        data = "".join([f"{encode(e)}\n" for e in entries]).encode()
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             created = not self.path.exists()
