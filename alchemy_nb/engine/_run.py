@@ -311,10 +311,13 @@ class Run:
         return f"{name}, phase {self.stage.phase.value}"
 
     def ctx(self, rid: str, kind: str) -> ResourceContext:
-        made_from = (self.settings, self.app.root, self.app.data_root)
         template = self._ctx_template
-        if template is None or any(
-            a is not b for a, b in zip(made_from, self._ctx_from, strict=True)
+        made_from = self._ctx_from
+        if (
+            template is None
+            or made_from[0] is not self.settings
+            or made_from[1] is not self.app.root
+            or made_from[2] is not self.app.data_root
         ):
             template = self._ctx_template = ResourceContext(
                 app=self.app.name,
@@ -328,7 +331,7 @@ class Run:
                 data_root=self.app.data_root,
                 stage_vars=self.settings.vars,
             )
-            self._ctx_from = made_from
+            self._ctx_from = (self.settings, self.app.root, self.app.data_root)
         # The template with this resource's id and kind: a copy of its fields, which is a
         # fifth of the cost of a frozen dataclass's __init__ (one per resource adds up).
         ctx: ResourceContext = object.__new__(ResourceContext)
