@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextvars
 import difflib
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, Union
@@ -399,7 +399,9 @@ class Resource(_Referable, Displayed, Generic[P, O]):
         """Resources this one's props point at (directly or through refs), each once."""
         deps: tuple[Resource[Any, Any], ...] | None = self.__dict__.get("_deps")
         if deps is None:  # props are frozen, so once is enough
-            deps = tuple({id(d): d for d in _find_deps(self.props)}.values())
+            found: list[Resource[Any, Any]] = []
+            _find_deps(self.props, found)
+            deps = tuple({id(d): d for d in found}.values()) if found else ()
             self._deps = deps
         return deps
 
@@ -416,20 +418,26 @@ class Resource(_Referable, Displayed, Generic[P, O]):
         return f"{type(self).__name__}({self.id!r})"
 
 
-def _find_deps(value: Any) -> Iterator[Resource[Any, Any]]:
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _find_deps(value: Any, found: list[Resource[Any, Any]]) -> None:
+    """Append to ``found`` every resource ``value`` points at (directly or through refs)."""
+    if isinstance(value, _PLAIN):
+        return  # most props: nothing to look into
     if isinstance(value, Ref):
-        yield value.resource
+        found.append(value.resource)
     elif isinstance(value, Resource):
-        yield value
+        found.append(value)
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
-            yield from _find_deps(getattr(value, name))
+            _find_deps(getattr(value, name), found)
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _find_deps(item)
+            _find_deps(item, found)
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from _find_deps(item)
+            _find_deps(item, found)
 
 
 def _explain(exc: ValidationError, model: type[Props], kind: str) -> str:
