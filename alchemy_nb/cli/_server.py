@@ -186,21 +186,25 @@ def serve(where: str | Path) -> None:
     from pathlib import Path
 
     path = Path(where)
-    # What every command needs, imported once here.
+    # What every command needs, imported once here: asyncio (and to_thread's pool), the
+    # engine, the fs kinds, the CLI, the promotion layer, and `pwd` (who is deploying).
     import asyncio  # noqa: F401
-
-    # What is here now, children share with the server page for page; the collector would
-    # copy every page it walks in each child, so it leaves these objects alone.
+    import concurrent.futures.thread  # noqa: F401
     import gc
+    import pwd  # noqa: F401
 
     import alchemy_nb.cli
+    import alchemy_nb.cli._main
     import alchemy_nb.cli._promotion
     import alchemy_nb.engine
     import alchemy_nb.fs
     import alchemy_nb.promotion._ledger
     import alchemy_nb.promotion._pipeline
-    import alchemy_nb.state  # noqa: F401
+    import alchemy_nb.state
+    import alchemy_nb.wrangler._resolve  # noqa: F401
 
+    # What is here now, children share with the server page for page; the collector would
+    # copy every page it walks in each child, so it leaves these objects alone.
     gc.collect()
     gc.freeze()
     idle = float(os.environ.get("ALCHEMY_NB_SERVER_IDLE", "600"))
