@@ -50,6 +50,28 @@ def test_state_is_human_readable_json(tmp_path: Path) -> None:
     assert (tmp_path / ".alchemy/st/dev/journal.jsonl").read_bytes() == b""
 
 
+def test_the_snapshot_has_one_resource_to_a_line_in_id_order(tmp_path: Path) -> None:
+    """A changed resource is a changed line: state diffs and reviews read well."""
+    app = deployed_app(tmp_path, n=12)
+    text = (tmp_path / ".alchemy/st/dev/state.json").read_text()
+    lines = text.splitlines()
+    records = [line for line in lines if line.startswith('"t')]
+    assert [json.loads("{" + line.rstrip(",") + "}").popitem()[0] for line in records] == sorted(
+        f"t{i}" for i in range(12)
+    )
+    before = lines
+
+    @app.program
+    def infra(stage):
+        for i in range(12):
+            Thing(f"t{i}", value="changed" if i == 5 else str(i))
+
+    run(app.deploy("dev"))
+    after = (tmp_path / ".alchemy/st/dev/state.json").read_text().splitlines()
+    changed = [b for a, b in zip(before, after, strict=True) if a != b]
+    assert len(changed) == 1 and changed[0].startswith('"t5": ')
+
+
 def test_journal_replays_over_the_snapshot_and_ignores_a_torn_tail(tmp_path: Path) -> None:
     deployed_app(tmp_path)
     journal = tmp_path / ".alchemy/st/dev/journal.jsonl"
