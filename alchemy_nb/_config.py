@@ -24,7 +24,6 @@ Example ``alchemy_nb.toml``::
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -145,6 +144,8 @@ def load_config(root: Path) -> AppConfig:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # most apps have no configuration file
+
     try:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:

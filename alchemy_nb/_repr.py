@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # `import typing` would cost every command milliseconds
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Displayed", "mimebundle", "progress_reporter"]
 

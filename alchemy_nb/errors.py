@@ -30,9 +30,11 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
-
 from ._repr import Displayed
+
+TYPE_CHECKING = False  # `import typing` would cost every command milliseconds
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "AlchemyError",

@@ -5,8 +5,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import getpass
 import os
 import sys
 from typing import Any
@@ -73,6 +71,8 @@ def apply_options(args: argparse.Namespace) -> None:
 
 def refresh(app: Any, stage: str) -> list[Any]:
     """The drift of ``stage``'s Cloudflare resources (empty for other targets)."""
+    import asyncio
+
     from ..cloudflare.api import detect_drift
 
     drift: list[Any] = asyncio.run(detect_drift(app, stage))
@@ -159,6 +159,8 @@ def _add_canary(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run_canary(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:
     """Run ``alchemy-nb canary`` (:meth:`alchemy_nb.promotion.Pipeline.canary`)."""
+    import asyncio
+
     from ..promotion import Pipeline
 
     script, deployment = asyncio.run(
@@ -175,6 +177,9 @@ def run_canary(app: Any, stage: str, args: argparse.Namespace, out: Any) -> int:
 
 def run_command(args: argparse.Namespace, out: Any) -> int:
     """Run ``alchemy-nb cloudflare ACTION``."""
+    import asyncio
+    import getpass
+
     from ..cloudflare.api import (
         CloudflareClient,
         Credentials,

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cloudflare._sql import split_statements
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = ["add_commands", "run_command"]
 
@@ -120,6 +122,8 @@ def _find(app: Any, stage: str, name: str) -> _Database:
 
 
 def _connect(db: _Database) -> sqlite3.Connection:
+    import sqlite3  # only the d1 commands need it
+
     db.path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(db.path, isolation_level=None)
     conn.execute("PRAGMA busy_timeout=5000")
@@ -129,6 +133,8 @@ def _connect(db: _Database) -> sqlite3.Connection:
 
 
 def _execute(db: _Database, args: argparse.Namespace, out: Any) -> int:
+    import sqlite3
+
     if args.file:
         try:
             sql = Path(args.file).read_text()

@@ -7,15 +7,17 @@ Exit codes: 0 success, 1 failure, 2 usage error.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import traceback
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
 
 from ..errors import AlchemyError, ConfigError, DeployError
+
+# Only what parsing needs is imported up front: `--version`, `--help` and usage errors
+# stay quick, and a command imports what it uses when it runs.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 __all__ = ["run"]
 
@@ -46,7 +48,9 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parents() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The options every stage command takes (``common``) and those of the commands
+    that change a stage (``writer``)."""
     common = _Parser(add_help=False)
     common.add_argument(
         "--stage", "-s", help="stage to act on (default: $STAGE, $ALCHEMY_STAGE, then 'dev')"
@@ -88,10 +92,192 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="apply exactly this saved plan, or refuse if anything changed",
     )
-
     from . import _cloudflare
 
     _cloudflare.add_options(common, writer)  # --profile, --adopt
+    return common, writer
+
+
+# Each function below adds the parsers of some commands to the subparsers ``sub``.
+def _add_plan(sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser) -> None:
+    from . import _cloudflare
+
+    p = sub.add_parser("plan", parents=[common], help="show what a deploy would change")
+    p.add_argument("--out", metavar="FILE", help="save the plan as JSON for `deploy --plan`")
+    p.add_argument("--destroy", action="store_true", help="plan a destroy instead")
+    _cloudflare.add_refresh(p)
+
+
+def _add_deploy(sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser) -> None:
+    dp = sub.add_parser(
+        "deploy",
+        parents=[common, writer],
+        help="phase up: apply changes, then delete what is no longer declared",
+    )
+    dp.add_argument(
+        "--auto",
+        action="store_true",
+        help="deploy every stage whose configuration says auto_deploy = true (for CI on push)",
+    )
+
+
+def _add_read(sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser) -> None:
+    sub.add_parser("read", parents=[common], help="phase read: print outputs from state")
+
+
+def _add_destroy(
+    sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser
+) -> None:
+    sub.add_parser(
+        "destroy",
+        parents=[common, writer],
+        help="phase destroy: delete every resource of the stage",
+    )
+
+
+def _add_status(sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser) -> None:
+    sub.add_parser(
+        "status", parents=[common], help="resources in state, the stage lock and unfinished work"
+    )
+
+
+def _add_logs(sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser) -> None:
+    lg = sub.add_parser("logs", parents=[common], help="a local worker's output")
+    lg.add_argument("worker", metavar="WORKER", help="the worker's resource id")
+    lg.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    lg.add_argument(
+        "--lines",
+        "-n",
+        type=int,
+        default=200,
+        metavar="N",
+        help="how many of the last lines to show first (default 200)",
+    )
+
+
+def _add_dev(sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser) -> None:
+    dv = sub.add_parser(
+        "dev",
+        parents=[common, writer],
+        help="deploy locally, redeploy on every change, stream logs; Ctrl-C stops it",
+    )
+    dv.add_argument("--port", type=int, metavar="N", help="serve the worker on port N")
+    dv.add_argument("--host", metavar="HOST", help="127.0.0.1 (the only address served)")
+
+
+def _add_d1(sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser) -> None:
+    from . import _d1
+
+    _d1.add_commands(sub, common)
+
+
+def _add_promotion(
+    sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser
+) -> None:
+    from . import _promotion
+
+    _promotion.add_commands(sub, common)
+
+
+def _add_runbook(
+    sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser
+) -> None:
+    from . import _runbook
+
+    _runbook.add_commands(sub, common)
+
+
+def _add_scaffold(
+    sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser
+) -> None:
+    from . import _scaffold
+
+    _scaffold.add_commands(sub, common)
+
+
+def _add_wrangler(
+    sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser
+) -> None:
+    from ..wrangler import _cli as wrangler_cli
+
+    wrangler_cli.add_commands(sub, common)
+
+
+def _add_state(sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser) -> None:
+    from . import _state
+
+    _state.add_commands(sub, common)
+
+
+def _add_cloudflare(
+    sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser
+) -> None:
+    from . import _cloudflare
+
+    _cloudflare.add_commands(sub, common)  # cloudflare, canary
+
+
+def _add_unlock(sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser) -> None:
+    u = sub.add_parser("unlock", parents=[common], help="break a stage lock by naming it")
+    u.add_argument(
+        "lock_id", metavar="LOCK_ID", help="the id that `status` or the lock error shows"
+    )
+
+
+# The commands each function adds, in the order `--help` lists them (a test checks that
+# this table names exactly the commands of the full parser).
+COMMANDS: tuple[tuple[tuple[str, ...], Callable[..., None]], ...] = (
+    (("plan",), _add_plan),
+    (("deploy",), _add_deploy),
+    (("read",), _add_read),
+    (("destroy",), _add_destroy),
+    (("status",), _add_status),
+    (("logs",), _add_logs),
+    (("dev",), _add_dev),
+    (("d1",), _add_d1),
+    (
+        (
+            "releases",
+            "gate",
+            "approve",
+            "reject",
+            "promote",
+            "rollback",
+            "hold",
+            "history",
+            "ledger",
+            "feed",
+        ),
+        _add_promotion,
+    ),
+    (("runbook",), _add_runbook),
+    (("new", "update"), _add_scaffold),
+    (("import", "export"), _add_wrangler),
+    (("state",), _add_state),
+    (("cloudflare", "canary"), _add_cloudflare),
+    (("unlock",), _add_unlock),
+)
+_KNOWN = frozenset(name for names, _ in COMMANDS for name in names)
+VERSION_ONLY = "--version"
+
+
+def parser_for(argv: Sequence[str]) -> str | None:
+    """Which commands' parsers a parse of ``argv`` needs: the command ``argv`` starts
+    with when it is a known one; :data:`VERSION_ONLY` for ``--version`` (or an
+    abbreviation of it), which prints and exits before any command is looked at; else
+    None, for all of them (``--help``, no command, a misspelt command: the usage and the
+    "invalid choice" error then name every command, as they must)."""
+    if not argv:
+        return None
+    first = argv[0]
+    if len(first) >= 3 and VERSION_ONLY.startswith(first):
+        return VERSION_ONLY  # the top-level options are only --help and --version
+    return first if first in _KNOWN else None
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``alchemy-nb`` parser: with every command, or only ``command``'s (see
+    :func:`parser_for`), so that a run builds and imports only what it uses."""
     parser = _Parser(
         prog="alchemy-nb",
         description="Infrastructure as code for Python notebooks: plan, deploy, read and "
@@ -104,77 +290,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"alchemy-nb {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-
-    p = sub.add_parser("plan", parents=[common], help="show what a deploy would change")
-    p.add_argument("--out", metavar="FILE", help="save the plan as JSON for `deploy --plan`")
-    p.add_argument("--destroy", action="store_true", help="plan a destroy instead")
-    _cloudflare.add_refresh(p)
-    dp = sub.add_parser(
-        "deploy",
-        parents=[common, writer],
-        help="phase up: apply changes, then delete what is no longer declared",
-    )
-    dp.add_argument(
-        "--auto",
-        action="store_true",
-        help="deploy every stage whose configuration says auto_deploy = true (for CI on push)",
-    )
-    sub.add_parser("read", parents=[common], help="phase read: print outputs from state")
-    sub.add_parser(
-        "destroy",
-        parents=[common, writer],
-        help="phase destroy: delete every resource of the stage",
-    )
-    sub.add_parser(
-        "status", parents=[common], help="resources in state, the stage lock and unfinished work"
-    )
-    lg = sub.add_parser("logs", parents=[common], help="a local worker's output")
-    lg.add_argument("worker", metavar="WORKER", help="the worker's resource id")
-    lg.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
-    lg.add_argument(
-        "--lines",
-        "-n",
-        type=int,
-        default=200,
-        metavar="N",
-        help="how many of the last lines to show first (default 200)",
-    )
-    dv = sub.add_parser(
-        "dev",
-        parents=[common, writer],
-        help="deploy locally, redeploy on every change, stream logs; Ctrl-C stops it",
-    )
-    dv.add_argument("--port", type=int, metavar="N", help="serve the worker on port N")
-    dv.add_argument("--host", metavar="HOST", help="127.0.0.1 (the only address served)")
-    from . import _d1
-
-    _d1.add_commands(sub, common)
-    from ._promotion import add_commands
-
-    add_commands(sub, common)
-    from . import _runbook
-
-    _runbook.add_commands(sub, common)
-    from . import _scaffold
-
-    _scaffold.add_commands(sub, common)
-    from ..wrangler import _cli as wrangler_cli
-
-    wrangler_cli.add_commands(sub, common)
-    from . import _state
-
-    _state.add_commands(sub, common)
-    _cloudflare.add_commands(sub, common)
-    u = sub.add_parser("unlock", parents=[common], help="break a stage lock by naming it")
-    u.add_argument(
-        "lock_id", metavar="LOCK_ID", help="the id that `status` or the lock error shows"
-    )
+    if command == VERSION_ONLY:
+        return parser
+    common, writer = _parents()
+    for names, add in COMMANDS:
+        if command is None or command in names:
+            add(sub, common, writer)
     return parser
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse the arguments and run the command (see :func:`alchemy_nb.cli.main`)."""
-    args = _parser().parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(parser_for(args_list)).parse_args(args_list)
     out = _Output(args)
     try:
         code = _dispatch(args, out)
@@ -185,6 +313,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return out.error(exc)
     except Exception as exc:  # a bug of ours: say so, never hide it
         if args.debug:
+            import traceback
+
             traceback.print_exc()
         out.fail_message(
             f"internal error: {type(exc).__name__}: {exc} "
@@ -203,10 +333,14 @@ class _Output:
         self.quiet = args.quiet
 
     def emit(self, data: dict[str, Any]) -> None:
+        import json
+
         sys.stdout.write(json.dumps(data, indent=None, default=str) + "\n")
         sys.stdout.flush()
 
     def emit_list(self, rows: list[Any]) -> None:
+        import json
+
         sys.stdout.write(json.dumps(rows, default=str) + "\n")
         sys.stdout.flush()
 
@@ -219,6 +353,8 @@ class _Output:
 
     def error(self, exc: AlchemyError) -> int:
         if self.args.debug:
+            import traceback
+
             traceback.print_exception(exc)
         self.fail_message(str(exc))
         if self.json:
@@ -261,6 +397,8 @@ class _Output:
 
 def _password(args: argparse.Namespace) -> str | None:
     if args.password_file:
+        from pathlib import Path
+
         try:
             return Path(args.password_file).read_text().strip()
         except OSError as exc:
@@ -544,6 +682,7 @@ def _logs(app: Any, stage: str, args: argparse.Namespace, out: _Output) -> int:
 
 def _unlock(args: argparse.Namespace, out: _Output) -> int:
     import asyncio
+    from pathlib import Path
 
     from ..state import store_from_env
 
@@ -562,6 +701,8 @@ def _unlock(args: argparse.Namespace, out: _Output) -> int:
 def _print_outputs(outputs: dict[str, Any]) -> None:
     if not outputs:
         return
+    import json
+
     print("Outputs:")
     for key, value in outputs.items():
         text = value if isinstance(value, str) else json.dumps(value)

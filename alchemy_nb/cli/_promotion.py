@@ -4,7 +4,6 @@ history, ledger and feed. Thin over :class:`alchemy_nb.promotion.Pipeline`."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
@@ -91,6 +90,8 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run_command(app: Any, args: argparse.Namespace, out: Any, stage: str | None) -> int:
     """Run one promotion command; returns the exit code."""
+    import asyncio
+
     return asyncio.run(_run(app, args, out, stage))
 
 

@@ -7,7 +7,6 @@ chain is checked with :class:`alchemy_nb.promotion.Ledger`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -68,6 +67,8 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run_command(app: Any, args: argparse.Namespace, out: Any) -> int:
     """Run ``state migrate`` or ``state export`` for ``app``."""
+    import asyncio
+
     from ..promotion import Ledger
     from ..state import StateStore, open_store
     from ..state._migrate import export_state, migrate

@@ -28,7 +28,6 @@ The kind class ties them together::
 from __future__ import annotations
 
 import contextvars
-import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -454,6 +453,8 @@ def _explain(exc: ValidationError, model: type[Props], kind: str) -> str:
 
 
 def _fix(exc: ValidationError, model: type[Props]) -> str:
+    import difflib  # only for a misspelt prop
+
     known = list(model.model_fields)
     for err in exc.errors():
         if err["type"] == "extra_forbidden" and err["loc"]:

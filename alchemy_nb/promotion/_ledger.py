@@ -31,8 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any, Literal, TypedDict, cast, get_args
-from xml.etree import ElementTree as ET
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast, get_args
 
 from .._canonical import canonical_json
 from .._repr import Displayed
@@ -40,6 +39,9 @@ from .._secret import Secret
 from ..errors import ConfigError, LedgerError, SecretError
 from ..state import StateStore
 from ._shown import Timeline
+
+if TYPE_CHECKING:
+    from xml.etree import ElementTree as ET
 
 __all__ = [
     "EVENT_KINDS",
@@ -529,6 +531,8 @@ def _clean(text: str) -> str:
 
 
 def _add(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    from xml.etree import ElementTree as ET  # only feeds need it, not every deploy's record
+
     element = ET.SubElement(parent, tag, {k: _clean(v) for k, v in attrs.items()})
     if text is not None:
         element.text = _clean(text)
@@ -549,6 +553,8 @@ def to_rss(
         xml = to_rss(await ledger.events(stage="prod"), title="hello: prod",
                      link="https://example.com/hello")
     """
+    from xml.etree import ElementTree as ET
+
     ordered = _newest_first(events)
     rss = ET.Element("rss", {"version": "2.0"})
     channel = _add(rss, "channel")
@@ -585,6 +591,8 @@ def to_atom(
         xml = to_atom(await ledger.events(), title="hello", link="https://example.com",
                       feed_id="https://example.com/hello/ledger.atom")
     """
+    from xml.etree import ElementTree as ET
+
     ordered = _newest_first(events)
     feed = ET.Element("feed", {"xmlns": ATOM})  # unprefixed tags in the Atom namespace
     _add(feed, "id", feed_id)

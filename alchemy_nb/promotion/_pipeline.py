@@ -21,8 +21,6 @@ import os
 import secrets
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -855,6 +853,9 @@ def _migrations(release: dict[str, Any]) -> set[str]:
 
 
 def _get(url: str) -> tuple[int, str]:
+    import urllib.error  # only health probes need HTTP
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:
             return resp.status, resp.read(65536).decode(errors="replace")
