@@ -442,6 +442,18 @@ def _require_existing_database(app: Any) -> None:
 def _dispatch(args: argparse.Namespace, out: _Output) -> int:
     import asyncio
 
+    # The first pydantic model this import builds makes pydantic look for plugins: it
+    # imports importlib.metadata (~11 ms here) and scans every installed distribution's
+    # entry points (~6 ms). We pay that on purpose. PYDANTIC_DISABLE_PLUGINS would not
+    # spare the import (pydantic imports its plugin loader for every model either way),
+    # and a disabled lookup is not cached: setting the variable only around our own
+    # imports moves the scan to the next model, fs.FileProps, built while the user's
+    # program imports. Skipping it there too would build the models of the user's program
+    # (ours and theirs) without their plugins in CLI runs only, and a variable left set
+    # would reach the user's program and every process it starts. The only equivalent
+    # shortcut is to prove that no distribution declares a pydantic plugin, itself a scan
+    # of the same metadata, and then to write pydantic's private plugin cache: ~3 ms for a
+    # dependency on pydantic internals, so we do not.
     from ..engine import App, Plan, default_stage
     from . import _cloudflare
 

@@ -194,10 +194,12 @@ def serve(where: str | Path) -> None:
     import pwd  # noqa: F401
 
     import alchemy_nb.cli
+    import alchemy_nb.cli._cloudflare
     import alchemy_nb.cli._main
     import alchemy_nb.cli._promotion
+    import alchemy_nb.cli._state
     import alchemy_nb.engine
-    import alchemy_nb.fs
+    import alchemy_nb.fs._file  # the package loads its kinds lazily
     import alchemy_nb.promotion._ledger
     import alchemy_nb.promotion._pipeline
     import alchemy_nb.state
