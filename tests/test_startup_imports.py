@@ -8,6 +8,8 @@ and writes the interpreter's ``sys.modules`` to a file when the process exits. N
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +19,7 @@ import pytest
 from conftest import write_program
 
 from alchemy_nb import __version__
-from alchemy_nb.cli import _main
+from alchemy_nb.cli import _main, main
 
 LAUNCHER = """\
 import atexit
@@ -135,6 +137,71 @@ def test_deploy_and_destroy_of_files_import_only_what_they_use(
     assert "alchemy_nb.fs._file" in modules
     loaded = {name: why for name, why in NOT_ON_THE_FILES_PATH.items() if name in modules - bare}
     assert not loaded, f"a destroy of files imported modules only these need: {loaded}"
+
+
+COLLECTED = """
+import gc
+import json
+import os
+
+import alchemy_nb
+from alchemy_nb.fs import File
+
+app = alchemy_nb.App("collected")
+DELETED = []
+
+
+class Cycle:
+    def __init__(self):
+        self.me = self
+
+    def __del__(self):
+        DELETED.append(1)
+
+
+@app.program
+def infra(stage):
+    File("f", path="out/f.txt", content="f")
+    seen = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count() > 0}
+    for _ in range(20_000):
+        Cycle()  # garbage at once, for the collector to find on its own
+    seen["collected_by_itself"] = len(DELETED)
+    gc.collect()
+    seen["collected_in_the_end"] = len(DELETED)
+    with open(os.environ["SEEN_OUT"], "w") as fh:
+        json.dump(seen, fh)
+"""
+
+
+def test_the_users_program_gets_a_collector_as_usual(tmp_path: Path) -> None:
+    """A fresh command freezes what its start-up imported, then the user's program runs
+    with the collector on, and its garbage is collected as usual."""
+    write_program(tmp_path, COLLECTED)
+    out = tmp_path / "seen.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "alchemy_nb", "deploy", "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_env(SEEN_OUT=str(out)),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(out.read_text())
+    assert seen["enabled"] and seen["frozen"]
+    assert seen["collected_by_itself"] > 0
+    assert seen["collected_in_the_end"] == 20_000
+
+
+def test_main_called_from_python_leaves_the_collector_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_program(tmp_path, FILES)
+    frozen = gc.get_freeze_count()
+    code = main(["status", "--json", "--program", str(tmp_path / "alchemy_run.py")])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
 
 
 def test_version_imports_no_command_asyncio_or_pydantic(tmp_path: Path, bare: set[str]) -> None:

@@ -53,4 +53,5 @@ def main(argv: Sequence[str] | None = None, *, _via_server: bool = False) -> int
         _server.start_in_background()  # for the next command; this one runs here
     from ._main import run
 
-    return run(argv)
+    # argv None: this process was started as the command (console script, python -m)
+    return run(argv, fresh_process=argv is None and not _via_server)

@@ -299,13 +299,58 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    """Parse the arguments and run the command (see :func:`alchemy_nb.cli.main`)."""
+class _Startup:
+    """The garbage collector while a fresh ``alchemy-nb`` process starts.
+
+    Importing asyncio, pydantic and the engine creates some 50,000 objects that live as
+    long as the process. The collector would walk them again and again: while they are
+    imported, in every full collection of the run, and twice more when the interpreter
+    exits (~35 ms of a deploy on a slow machine). So a process started as the command
+    imports them with the collector off, then freezes them (:func:`gc.freeze`: moved to
+    the permanent generation, which collections skip) and turns the collector back on,
+    before any code of the user's program runs: everything the program and the run
+    create is collected as usual. The cost: the few hundred cyclic garbage objects those
+    imports leave are never freed (they go with the process), and the gc module's
+    introspection (``gc.get_objects``, ``gc.get_referrers``) does not list the frozen
+    objects. Only a process started as the command does this; ``main(argv)`` called from
+    other Python code (a notebook, a test) leaves its collector alone, and so does a
+    command run by the warm server (see _server.py).
+    """
+
+    def __init__(self, fresh_process: bool) -> None:
+        import gc
+
+        self._gc = gc
+        self._active = fresh_process and gc.isenabled()
+        if self._active:
+            gc.disable()
+
+    def done(self) -> None:
+        """Freeze what exists now and collect as usual from here on (once)."""
+        if self._active:
+            self._active = False
+            self._gc.freeze()
+            self._gc.enable()
+
+
+def run(argv: Sequence[str] | None = None, *, fresh_process: bool = False) -> int:
+    """Parse the arguments and run the command (see :func:`alchemy_nb.cli.main`).
+
+    ``fresh_process``: this process was started to run the command (see
+    :class:`_Startup`)."""
+    startup = _Startup(fresh_process)
+    try:
+        return _run(argv, startup)
+    finally:
+        startup.done()
+
+
+def _run(argv: Sequence[str] | None, startup: _Startup) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = _parser(parser_for(args_list)).parse_args(args_list)
     out = _Output(args)
     try:
-        code = _dispatch(args, out)
+        code = _dispatch(args, out, startup)
     except KeyboardInterrupt:
         out.fail_message("interrupted; run the same command again to resume")
         return 130
@@ -439,7 +484,7 @@ def _require_existing_database(app: Any) -> None:
         )
 
 
-def _dispatch(args: argparse.Namespace, out: _Output) -> int:
+def _dispatch(args: argparse.Namespace, out: _Output, startup: _Startup) -> int:
     import asyncio
 
     # The first pydantic model this import builds makes pydantic look for plugins: it
@@ -457,6 +502,7 @@ def _dispatch(args: argparse.Namespace, out: _Output) -> int:
     from ..engine import App, Plan, default_stage
     from . import _cloudflare
 
+    startup.done()  # before any of the user's code runs
     if getattr(args, "state", None):  # --state wins over $ALCHEMY_STATE_URL, here and in children
         from ..state import open_store
 
