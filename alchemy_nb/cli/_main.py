@@ -312,9 +312,10 @@ class _Startup:
     create is collected as usual. The cost: the few hundred cyclic garbage objects those
     imports leave are never freed (they go with the process), and the gc module's
     introspection (``gc.get_objects``, ``gc.get_referrers``) does not list the frozen
-    objects. Only a process started as the command does this; ``main(argv)`` called from
-    other Python code (a notebook, a test) leaves its collector alone, and so does a
-    command run by the warm server (see _server.py).
+    objects. Only a process started as the command does this: ``main(argv)`` called from
+    other Python code (a notebook, a test) leaves that process's collector alone, and a
+    command the warm server runs is forked from a server that froze its imports once
+    (see _server.py).
     """
 
     def __init__(self, fresh_process: bool) -> None:
@@ -531,12 +532,6 @@ def _dispatch(args: argparse.Namespace, out: _Output, startup: _Startup) -> int:
     from ..wrangler import resolve_app  # alchemy_run.py, else a wrangler project
 
     app: App = resolve_app(args)
-    # Everything imported so far lives as long as the command: the collector need not walk
-    # it again and again while the program's resources are made (a full pass over the
-    # imported modules costs ~20 ms each time).
-    import gc
-
-    gc.freeze()
     if getattr(args, "state", None):
         app.state = args.state
     if args.command in ("status", "read"):
