@@ -68,17 +68,25 @@ def _git(root: Path, *args: str) -> str | None:
 
 def _source(root: Path) -> dict[str, Any]:
     """Commit, branch and author of the working tree (git), or from the environment."""
-    branch = (
-        os.environ.get("ALCHEMY_BRANCH")
-        or os.environ.get("GITHUB_REF_NAME")
-        or _git(root, "rev-parse", "--abbrev-ref", "HEAD")
-    )
-    author = os.environ.get("ALCHEMY_ACTOR") or _git(root, "log", "-1", "--format=%an")
-    return {
-        "commit": os.environ.get("GITHUB_SHA") or _git(root, "rev-parse", "HEAD"),
-        "branch": branch,
-        "author": author or resolve_actor(),
-    }
+    env = os.environ
+    branch = env.get("ALCHEMY_BRANCH") or env.get("GITHUB_REF_NAME")
+    author = env.get("ALCHEMY_ACTOR")
+    commit = env.get("GITHUB_SHA")
+    if not (branch and author and commit):
+        # One git process for all three (a process costs more than the rest of a small
+        # deploy): the last commit's hash and author, and the refs pointing at it, where
+        # "HEAD -> NAME" names the branch checked out (a detached HEAD shows as "HEAD").
+        head = _git(root, "log", "-1", "--format=%H%x00%an%x00%D")
+        if head is not None:
+            last, name, refs = [*head.split("\0"), "", ""][:3]
+            checked_out = next(
+                (r[len("HEAD -> ") :] for r in refs.split(", ") if r.startswith("HEAD -> ")),
+                "HEAD",
+            )
+            branch = branch or checked_out
+            author = author or name or None
+            commit = commit or last or None
+    return {"commit": commit, "branch": branch, "author": author or resolve_actor()}
 
 
 @dataclass
