@@ -16,7 +16,7 @@ from ..errors import AlchemyError, ConfigError, DeployError
 # stay quick, and a command imports what it uses when it runs.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from typing import Any
 
 __all__ = ["run"]
@@ -275,6 +275,18 @@ def parser_for(argv: Sequence[str]) -> str | None:
     return first if first in _KNOWN else None
 
 
+PREBUILT: dict[str | None, argparse.ArgumentParser] = {}
+"""Parsers built ahead of time, by command (see :func:`parser_for`): the warm server fills
+it before it forks, so its children parse without building (argparse looks up message
+translations on disk for every option it adds). Parsing never changes a parser."""
+
+
+def prebuild(commands: Iterable[str]) -> None:
+    """Build and keep the parsers of ``commands``."""
+    for command in commands:
+        PREBUILT[command] = _parser(command)
+
+
 def _parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``alchemy-nb`` parser: with every command, or only ``command``'s (see
     :func:`parser_for`), so that a run builds and imports only what it uses."""
@@ -348,7 +360,9 @@ def run(argv: Sequence[str] | None = None, *, fresh_process: bool = False) -> in
 
 def _run(argv: Sequence[str] | None, startup: _Startup) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    args = _parser(parser_for(args_list)).parse_args(args_list)
+    which = parser_for(args_list)
+    parser = PREBUILT.get(which) or _parser(which)
+    args = parser.parse_args(args_list)
     out = _Output(args)
     try:
         code = _dispatch(args, out, startup)

@@ -203,7 +203,10 @@ def serve(where: str | Path) -> None:
     import alchemy_nb.promotion._ledger
     import alchemy_nb.promotion._pipeline
     import alchemy_nb.state
-    import alchemy_nb.wrangler._resolve  # noqa: F401
+    import alchemy_nb.wrangler._resolve
+    from alchemy_nb.cli import AUTO_COMMANDS
+
+    alchemy_nb.cli._main.prebuild(AUTO_COMMANDS)  # every child would build its parser
 
     # What is here now, children share with the server page for page; the collector would
     # copy every page it walks in each child, so it leaves these objects alone.
