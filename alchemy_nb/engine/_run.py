@@ -83,7 +83,12 @@ Reporter = Callable[..., None]
 ``(id, kind, action)``), ``resource.start``, ``resource.done``, ``resource.failed``, then
 ``run.done`` (``result`` or, for a plan, ``plan``) or ``run.failed`` (``result``)."""
 
-SETTLED = (ResourceStatus.CREATED.value, ResourceStatus.UPDATED.value)
+# Record statuses as the plain strings state holds (an enum member's .value is a descriptor
+# call, and a run reads them thousands of times).
+CREATING, CREATED = ResourceStatus.CREATING.value, ResourceStatus.CREATED.value
+UPDATING, UPDATED = ResourceStatus.UPDATING.value, ResourceStatus.UPDATED.value
+REPLACING, DELETING = ResourceStatus.REPLACING.value, ResourceStatus.DELETING.value
+SETTLED = (CREATED, UPDATED)
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
 
 
@@ -634,9 +639,9 @@ class Run:
                 "destroy the old one first",
             )
         status = rec.get("status")
-        if status == ResourceStatus.CREATING.value:
+        if status == CREATING:
             return change(Action.CREATE, "finishing an interrupted create")
-        if status == ResourceStatus.DELETING.value:
+        if status == DELETING:
             return change(Action.CREATE, "re-creating after an interrupted delete")
         props = self.resolve(res)
         dig = None
@@ -658,7 +663,7 @@ class Run:
         if props is not None and dig is not None:
             self._prepared[rid] = (props, dig, old, fields)
         action, why = self._update_or_replace(cls, old, props, fields)
-        if status in (ResourceStatus.UPDATING.value, ResourceStatus.REPLACING.value):
+        if status in (UPDATING, REPLACING):
             why = f"finishing an interrupted {status.removesuffix('ing')}e"
         elif props is None and not fields:
             why = "depends on " + ", ".join(d for d in deps if planned.get(d) != Action.NOOP)
@@ -847,7 +852,7 @@ class Run:
             return Action.NOOP
         provider = self.provider(cls)
         ctx = self.ctx(rid, res.kind)
-        if status == ResourceStatus.CREATING.value:  # the create may have happened
+        if status == CREATING:  # the create may have happened
             ctx = dataclasses.replace(ctx, resuming=True)
         stored = self.encode_state(props)
         deps = [d.id for d in res.dependencies()]
@@ -862,7 +867,7 @@ class Run:
         if replaced:
             base["replaced"] = replaced
 
-        if rec is None or status in (ResourceStatus.CREATING.value, ResourceStatus.DELETING.value):
+        if rec is None or status in (CREATING, DELETING):
             action = Action.CREATE
         else:
             if prepared is None:
@@ -877,10 +882,11 @@ class Run:
                 return Action.NOOP
             action, _ = self._update_or_replace(cls, old, props, fields)
 
-        self.report("resource.start", id=rid, kind=res.kind, action=action.value)
+        verb = str(action)  # a StrEnum's str is its value
+        self.report("resource.start", id=rid, kind=res.kind, action=verb)
         creating = {
             **base,
-            "status": ResourceStatus.CREATING.value,
+            "status": CREATING,
             "props": stored,
             "digest": None,
             "outputs": None,
@@ -893,24 +899,24 @@ class Run:
             outputs = await self._call(
                 semaphore, rid, res.kind, "create", provider.create(ctx, props)
             )
-            final = ResourceStatus.CREATED
+            final = CREATED
         elif action is Action.UPDATE:
             assert rec is not None
             await journal.put(
                 rid,
-                {**rec, "status": ResourceStatus.UPDATING.value, "next": stored, "updated": now},
+                {**rec, "status": UPDATING, "next": stored, "updated": now},
             )
             old_outputs = self.outputs_from_state(cls, rec.get("outputs"))
             outputs = await self._call(
                 semaphore, rid, res.kind, "update", provider.update(ctx, old, props, old_outputs)
             )
-            final = ResourceStatus.UPDATED
+            final = UPDATED
         else:
             assert rec is not None
             old_half = {"props": rec.get("props"), "outputs": rec.get("outputs")}
             await journal.put(
                 rid,
-                {**rec, "status": ResourceStatus.REPLACING.value, "next": stored, "updated": now},
+                {**rec, "status": REPLACING, "next": stored, "updated": now},
             )
             if provider.delete_first:
                 old_outputs = self.outputs_from_state(cls, rec.get("outputs"))
@@ -926,7 +932,7 @@ class Run:
             outputs = await self._call(
                 semaphore, rid, res.kind, "create", provider.create(ctx, props)
             )
-            final = ResourceStatus.CREATED
+            final = CREATED
         if not isinstance(outputs, cls.outputs_model):
             raise ProviderError(
                 f"the {res.kind} provider returned {type(outputs).__name__}, not "
@@ -938,7 +944,7 @@ class Run:
             rid,
             {
                 **base,
-                "status": final.value,
+                "status": final,
                 "props": stored,
                 "digest": dig,
                 "outputs": self.encode_state(outputs),
@@ -946,7 +952,7 @@ class Run:
             sync=False,
         )
         self._set_outputs(res, rid, outputs)
-        self.report("resource.done", id=rid, kind=res.kind, action=action.value)
+        self.report("resource.done", id=rid, kind=res.kind, action=verb)
         return action
 
     async def _call(
@@ -1041,7 +1047,7 @@ class Run:
         if not full:
             return
         self.report("resource.start", id=rid, kind=kind, action="delete")
-        await journal.put(rid, {**rec, "status": ResourceStatus.DELETING.value, "updated": _now()})
+        await journal.put(rid, {**rec, "status": DELETING, "updated": _now()})
         outputs = self.outputs_from_state(cls, rec.get("outputs"))
         shapes = [rec.get("props")]
         if rec.get("next") is not None and rec.get("next") != rec.get("props"):
