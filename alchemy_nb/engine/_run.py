@@ -92,8 +92,16 @@ SETTLED = (CREATED, UPDATED)
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
 
 
+_clock: list[Any] = [None, ""]  # the last second formatted, and its text
+
+
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    """The time in UTC to the second, as records carry it (formatted once a second)."""
+    second = int(time.time())
+    if _clock[0] != second:
+        _clock[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))]
+    text: str = _clock[1]
+    return text
 
 
 def _default_reporter(phase: str, app: str, stage: str) -> Reporter:
