@@ -94,6 +94,13 @@ PEER_ENV = {
 COLD, WARM, PEER = "alchemy-nb (cold)", "alchemy-nb (default, warm)", "alchemy"
 MODES = {"cold": COLD, "warm": WARM}
 
+# What any cold Python command built on asyncio and pydantic pays before its first line of
+# work: the runtime, those imports, and pydantic's first model (its plugin lookup included).
+FLOOR = (
+    "import argparse, asyncio, json; from pydantic import BaseModel; "
+    "type('M', (BaseModel,), {'__annotations__': {'x': int}})"
+)
+
 OUR_APP = "alchemy-nb-bench"
 PEER_APP = "alchemy-bench"
 STAGE = "bench"
@@ -565,6 +572,7 @@ class Bench:
             ("interpreter", {COLD: [python, "-c", "pass"], PEER: [bun, "./noop.ts"]}),
             ("import", {COLD: [python, "-c", "import alchemy_nb"]}),
             ("cli --version", {COLD: [str(VENV_BIN / "alchemy-nb"), "--version"]}),
+            ("python floor", {COLD: [python, "-c", FLOOR]}),
             ("empty deploy", {COLD: cli, WARM: cli, PEER: [bun, "./empty.ts"]}),
         ]
         ours = {COLD, WARM} & {t.name for t in self.tools}
@@ -601,7 +609,7 @@ class Bench:
 
 
 # ----------------------------------------------------------------------------- report
-START_OPS = ("interpreter", "import", "cli --version", "empty deploy")
+START_OPS = ("interpreter", "import", "cli --version", "python floor", "empty deploy")
 
 
 def summarize(bench: Bench, ns: Sequence[int], modes: Sequence[str]) -> list[dict[str, Any]]:
@@ -703,8 +711,10 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         lines.append(line(cells).rstrip())
     lines += [
         "",
-        "start rows: interpreter = `python -c pass` / `bun noop.ts`; empty deploy = "
-        "`alchemy-nb deploy` of 0 files / `bun empty.ts`",
+        "start rows: interpreter = `python -c pass` / `bun noop.ts`; python floor = a Python "
+        "that imports asyncio, argparse, json and pydantic and builds one model, the least any "
+        "cold command on that stack pays; empty deploy = `alchemy-nb deploy` of 0 files / "
+        "`bun empty.ts`",
     ]
     return "\n".join(lines)
 
