@@ -59,11 +59,14 @@ class FileProvider(Provider[FileProps, FileOutputs]):
             fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             # Overwrite, then cut to length: unlike O_TRUNC this does not free and
-            # reallocate the file's blocks, which is most of the cost of a rewrite.
+            # reallocate the file's blocks, which is most of the cost of a rewrite. Only a
+            # file that was longer is cut: a truncate is a journaled change of its own.
+            longer = os.fstat(fd).st_size > len(data)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.ftruncate(fd, len(data))
+            if longer:
+                os.ftruncate(fd, len(data))
         finally:
             os.close(fd)
         return FileOutputs(path=path, content=content)
