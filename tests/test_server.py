@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import interactive, write_program
 
+from alchemy_nb._process import process_start_marker
+
 PROGRAM = """
 import asyncio, json, os
 import alchemy_nb
@@ -158,7 +160,8 @@ def test_a_killed_server_is_replaced(tmp_path: Path, server_env) -> None:
     (pid_file,) = Path(server_env["XDG_RUNTIME_DIR"]).rglob("*.pid")
     os.kill(int(pid_file.read_text()), signal.SIGKILL)
     time.sleep(0.2)
-    assert run(tmp_path, server_env, "plan").returncode == 0  # stale socket: runs here
+    # its spare may still take a command, then no one listens: the command runs here
+    assert run(tmp_path, server_env, "plan").returncode == 0
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         again = run(tmp_path, server_env, "plan")
@@ -167,6 +170,57 @@ def test_a_killed_server_is_replaced(tmp_path: Path, server_env) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("no new server took over the socket")
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            data = stat.read_bytes()
+        except OSError:
+            continue
+        fields = data[data.rindex(b")") + 2 :].split()
+        if int(fields[1]) == pid and fields[0] != b"Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_spare_child_waits_for_the_next_command_and_never_outlives_its_server(
+    tmp_path: Path, server_env
+) -> None:
+    write_program(tmp_path, PROGRAM)
+    assert run(tmp_path, server_env, "plan").returncode == 0
+    wait_for_server(server_env)
+    (pid_file,) = Path(server_env["XDG_RUNTIME_DIR"]).rglob("*.pid")
+    server = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while not children_of(server) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (spare,) = children_of(server)  # one spare, forked ahead of the next command
+    assert run(tmp_path, server_env, "plan").returncode == 0
+    assert json.loads((tmp_path / "seen.json").read_text())["pid"] == spare  # it ran that one
+    # a spare that dies before taking a command is replaced
+    deadline = time.monotonic() + 10
+    while not children_of(server) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (second,) = children_of(server)
+    os.kill(second, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while set(children_of(server)) - {second} == set() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (third,) = set(children_of(server)) - {second}
+    assert run(tmp_path, server_env, "plan").returncode == 0
+    assert json.loads((tmp_path / "seen.json").read_text())["pid"] == third
+    # when the server is killed, its spare goes too
+    deadline = time.monotonic() + 10
+    while not children_of(server) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (last,) = children_of(server)
+    os.kill(server, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while process_start_marker(last) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process_start_marker(last)  # exited (a zombie nobody reaped counts as gone)
 
 
 @pytest.mark.parametrize(

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import marshal
 import os
+import select
 import signal
 import socket
 import struct
 import sys
+import time
 import zlib
 
 TYPE_CHECKING = False  # the client side imports as little as it can
@@ -190,6 +192,7 @@ def serve(where: str | Path) -> None:
     # engine, the fs kinds, the CLI, the promotion layer, and `pwd` (who is deploying).
     import asyncio  # noqa: F401
     import concurrent.futures.thread  # noqa: F401
+    import ctypes  # noqa: F401  (for the spares' _prefault)
     import gc
     import pwd  # noqa: F401
 
@@ -226,28 +229,112 @@ def serve(where: str | Path) -> None:
     pid_file = path.with_suffix(".pid")
     pid_file.write_text(f"{os.getpid()}\n")
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
-    listener.settimeout(idle)
+    # A spare child, forked ahead of time, takes the next command: it accepts the connection
+    # itself and tells the server through this pipe, which then forks the next spare. So a
+    # command waits for no fork, and the spare has copied ahead the memory it shares with
+    # the server (see _prefault) instead of faulting on it page by page as it runs.
+    taken, tell = os.pipe()
+    server = os.getpid()
+    spare = 0
+    deadline = time.monotonic() + idle
     try:
         while True:
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                break
-            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            _, uid, _ = struct.unpack("3i", creds)
-            if uid != os.getuid():
-                conn.close()
-                continue
-            if os.fork() == 0:
-                listener.close()
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                _child(conn)
-            conn.close()
+            if not spare:
+                spare = os.fork()
+                if spare == 0:
+                    os.close(taken)
+                    _spare(listener, tell, server)
+            wait = min(1.0, deadline - time.monotonic())
+            if wait <= 0:
+                break  # idle: the spare goes with the server
+            ready, _, _ = select.select([taken], [], [], wait)
+            if ready:
+                os.read(taken, 64)
+                spare = 0
+                deadline = time.monotonic() + idle
+            elif not _alive(spare):
+                spare = 0  # it died before taking a command: fork another
     finally:
+        if spare:
+            with contextlib.suppress(OSError):
+                os.kill(spare, signal.SIGKILL)
         with contextlib.suppress(OSError):
             path.unlink()
         with contextlib.suppress(OSError):
             pid_file.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # children are reaped as they exit (SIGCHLD ignored)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _spare(listener: socket.socket, tell: int, server: int) -> None:
+    """A spare child: copy the shared memory ahead, wait for a command, run it."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _prefault()
+    listener.settimeout(1.0)
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            if os.getppid() != server:
+                os._exit(0)  # the server is gone (killed): so is its spare
+            continue
+        except OSError:
+            os._exit(1)
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        _, uid, _ = struct.unpack("3i", creds)
+        if uid == os.getuid():
+            break
+        conn.close()  # not our user: stay the spare
+    try:  # noqa: SIM105
+        os.write(tell, b".")  # the server forks the next spare
+    except OSError:
+        pass  # the server is gone; this command still runs
+    os.close(tell)
+    listener.close()
+    conn.settimeout(None)
+    _child(conn)
+
+
+_MADV_POPULATE_WRITE = 23  # Linux 5.14+: fault a range in writable, as writing each page would
+
+
+def _prefault() -> None:
+    """Make this child's own copy, in one go, of the memory it shares with the server.
+
+    After a fork every page is shared until one side writes to it, and Python writes to
+    most of the pages it reads (reference counts): each first write is a fault that copies
+    one page, thousands per command, a few microseconds each. ``madvise`` with
+    MADV_POPULATE_WRITE copies every writable private page of a range at once, here while
+    the spare waits for work. Linux only; where it fails, the child faults as usual.
+    """
+    try:
+        import ctypes
+
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        with open("/proc/self/maps") as maps:
+            regions = [line.split() for line in maps]
+    except (OSError, AttributeError):
+        return
+    for fields in regions:
+        name = fields[5] if len(fields) > 5 else ""
+        if fields[1] != "rw-p" or (name.startswith("[") and name != "[heap]"):
+            continue  # not private and writable, or the stack, vdso and the like
+        start, end = (int(x, 16) for x in fields[0].split("-"))
+        if end - start > _PREFAULT_MAX:
+            continue  # a large reservation, mostly never touched: copying it would waste
+        if madvise(start, end - start, _MADV_POPULATE_WRITE) != 0:
+            return  # an older kernel: the child faults as usual
+
+
+_PREFAULT_MAX = 64 << 20
 
 
 def _claim(temp: Path, path: Path) -> bool:
