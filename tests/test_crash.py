@@ -123,7 +123,9 @@ CREATE_POINTS = [
     {"lines": N // 2, "delay": None},
     {"lines": N + N // 3, "delay": None},  # mid-results
     {"lines": 2 * N - 5, "delay": None},  # around the checkpoint
-    {"lines": None, "delay": 0.3},
+    # by time, mid-run: a whole cold deploy of N files takes ~0.4 s on a small machine, so
+    # this lands in the provider calls there, earlier (still running) on a slower one
+    {"lines": None, "delay": 0.2},
 ]
 
 
