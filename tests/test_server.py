@@ -193,29 +193,27 @@ def test_a_spare_child_waits_for_the_next_command_and_never_outlives_its_server(
     wait_for_server(server_env)
     (pid_file,) = Path(server_env["XDG_RUNTIME_DIR"]).rglob("*.pid")
     server = int(pid_file.read_text())
-    deadline = time.monotonic() + 10
-    while not children_of(server) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    (spare,) = children_of(server)  # one spare, forked ahead of the next command
+
+    def the_spare(besides: int = 0) -> int:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            spares = set(children_of(server)) - {besides}
+            if len(spares) == 1:  # one spare at a time, forked ahead of the next command
+                return spares.pop()
+            time.sleep(0.02)  # none yet, or the last command's child still exiting
+        raise AssertionError("the server has no spare child")
+
+    spare = the_spare()
     assert run(tmp_path, server_env, "plan").returncode == 0
     assert json.loads((tmp_path / "seen.json").read_text())["pid"] == spare  # it ran that one
     # a spare that dies before taking a command is replaced
-    deadline = time.monotonic() + 10
-    while not children_of(server) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    (second,) = children_of(server)
+    second = the_spare()
     os.kill(second, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while set(children_of(server)) - {second} == set() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    (third,) = set(children_of(server)) - {second}
+    third = the_spare(besides=second)
     assert run(tmp_path, server_env, "plan").returncode == 0
     assert json.loads((tmp_path / "seen.json").read_text())["pid"] == third
     # when the server is killed, its spare goes too
-    deadline = time.monotonic() + 10
-    while not children_of(server) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    (last,) = children_of(server)
+    last = the_spare()
     os.kill(server, signal.SIGKILL)
     deadline = time.monotonic() + 5
     while process_start_marker(last) and time.monotonic() < deadline:

@@ -165,56 +165,16 @@ def _add_dev(sub: Any, common: argparse.ArgumentParser, writer: argparse.Argumen
     dv.add_argument("--host", metavar="HOST", help="127.0.0.1 (the only address served)")
 
 
-def _add_d1(sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser) -> None:
-    from . import _d1
+def _commands_of(module: str) -> Callable[..., None]:
+    """Adds the commands the CLI module ``module`` (relative to this package) defines with
+    its ``add_commands(sub, common)``; the module is imported only when they are needed."""
 
-    _d1.add_commands(sub, common)
+    def add(sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser) -> None:
+        import importlib
 
+        importlib.import_module(module, __package__).add_commands(sub, common)
 
-def _add_promotion(
-    sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser
-) -> None:
-    from . import _promotion
-
-    _promotion.add_commands(sub, common)
-
-
-def _add_runbook(
-    sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser
-) -> None:
-    from . import _runbook
-
-    _runbook.add_commands(sub, common)
-
-
-def _add_scaffold(
-    sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser
-) -> None:
-    from . import _scaffold
-
-    _scaffold.add_commands(sub, common)
-
-
-def _add_wrangler(
-    sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser
-) -> None:
-    from ..wrangler import _cli as wrangler_cli
-
-    wrangler_cli.add_commands(sub, common)
-
-
-def _add_state(sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser) -> None:
-    from . import _state
-
-    _state.add_commands(sub, common)
-
-
-def _add_cloudflare(
-    sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser
-) -> None:
-    from . import _cloudflare
-
-    _cloudflare.add_commands(sub, common)  # cloudflare, canary
+    return add
 
 
 def _add_unlock(sub: Any, common: argparse.ArgumentParser, writer: argparse.ArgumentParser) -> None:
@@ -223,6 +183,21 @@ def _add_unlock(sub: Any, common: argparse.ArgumentParser, writer: argparse.Argu
         "lock_id", metavar="LOCK_ID", help="the id that `status` or the lock error shows"
     )
 
+
+PROMOTION_COMMANDS = (
+    "releases",
+    "gate",
+    "approve",
+    "reject",
+    "promote",
+    "rollback",
+    "hold",
+    "history",
+    "ledger",
+    "feed",
+)
+"""The commands of ``_promotion.py``, named here so that finding a command's parser does not
+import it."""
 
 # The commands each function adds, in the order `--help` lists them (a test checks that
 # this table names exactly the commands of the full parser).
@@ -234,27 +209,13 @@ COMMANDS: tuple[tuple[tuple[str, ...], Callable[..., None]], ...] = (
     (("status",), _add_status),
     (("logs",), _add_logs),
     (("dev",), _add_dev),
-    (("d1",), _add_d1),
-    (
-        (
-            "releases",
-            "gate",
-            "approve",
-            "reject",
-            "promote",
-            "rollback",
-            "hold",
-            "history",
-            "ledger",
-            "feed",
-        ),
-        _add_promotion,
-    ),
-    (("runbook",), _add_runbook),
-    (("new", "update"), _add_scaffold),
-    (("import", "export"), _add_wrangler),
-    (("state",), _add_state),
-    (("cloudflare", "canary"), _add_cloudflare),
+    (("d1",), _commands_of("._d1")),
+    (PROMOTION_COMMANDS, _commands_of("._promotion")),
+    (("runbook",), _commands_of("._runbook")),
+    (("new", "update"), _commands_of("._scaffold")),
+    (("import", "export"), _commands_of("..wrangler._cli")),
+    (("state",), _commands_of("._state")),
+    (("cloudflare", "canary"), _commands_of("._cloudflare")),
     (("unlock",), _add_unlock),
 )
 _KNOWN = frozenset(name for names, _ in COMMANDS for name in names)

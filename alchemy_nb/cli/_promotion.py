@@ -8,21 +8,11 @@ import sys
 from typing import Any
 
 from ..errors import ConfigError
+from ._main import PROMOTION_COMMANDS
 
 __all__ = ["add_commands", "run_command"]
 
-COMMANDS = {
-    "releases",
-    "gate",
-    "approve",
-    "reject",
-    "promote",
-    "rollback",
-    "hold",
-    "history",
-    "ledger",
-    "feed",
-}
+COMMANDS = frozenset(PROMOTION_COMMANDS)
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
