@@ -242,8 +242,11 @@ def serve(where: str | Path) -> None:
             if not spare:
                 spare = os.fork()
                 if spare == 0:
-                    os.close(taken)
-                    _spare(listener, tell, server)
+                    try:  # never back into this loop: _spare ends the process itself
+                        os.close(taken)
+                        _spare(listener, tell, server)
+                    finally:
+                        os._exit(1)
             wait = min(1.0, deadline - time.monotonic())
             if wait <= 0:
                 break  # idle: the spare goes with the server
@@ -276,7 +279,10 @@ def _spare(listener: socket.socket, tell: int, server: int) -> None:
     """A spare child: copy the shared memory ahead, wait for a command, run it."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _prefault()
+    import contextlib
+
+    with contextlib.suppress(Exception):  # an optimisation: commands run the same without
+        _prefault()
     listener.settimeout(1.0)
     while True:
         try:
