@@ -249,6 +249,16 @@ def test_which_commands_use_the_server(
     assert use_server(argv, env) is expected
 
 
+@pytest.mark.parametrize("setting", ["auto", "1"])
+def test_only_linux_runs_commands_through_the_server(
+    monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    from alchemy_nb.cli import use_server
+
+    monkeypatch.setattr(sys, "platform", "darwin")  # no SO_PEERCRED to know the caller by
+    assert use_server(["deploy"], {"ALCHEMY_NB_SERVER": setting}) is False
+
+
 def test_auto_is_the_default_outside_ci(tmp_path: Path, server_env) -> None:
     env = {k: v for k, v in server_env.items() if k not in ("ALCHEMY_NB_SERVER", "CI")}
     write_program(tmp_path, PROGRAM)

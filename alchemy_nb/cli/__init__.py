@@ -30,13 +30,13 @@ AUTO_COMMANDS = frozenset({"plan", "deploy", "read", "destroy", "status"})
 
 def use_server(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> bool:
     """Whether ``alchemy-nb ARGV`` runs through the warm server (see the module docstring)."""
-    if environ.get("ALCHEMY_NB_SERVER_CHILD"):
-        return False  # already in one
+    if environ.get("ALCHEMY_NB_SERVER_CHILD") or sys.platform != "linux":
+        return False  # already in one; or not Linux (the server needs SO_PEERCRED)
     setting = environ.get("ALCHEMY_NB_SERVER", "").strip().lower() or "auto"
     if setting in _ON:
         return True
-    if setting != "auto" or sys.platform not in ("linux", "darwin"):
-        return False  # off, or no fork and Unix sockets here
+    if setting != "auto":
+        return False
     if environ.get("CI", "").strip().lower() not in ("", *_OFF):
         return False  # a CI job's processes should end with the job
     return bool(argv) and argv[0] in AUTO_COMMANDS
