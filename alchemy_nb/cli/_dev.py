@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -166,10 +167,36 @@ async def _stream_logs(folder: Path) -> None:
 
 async def _stop(folder: Path) -> None:
     """Stop the stage's supervisor and wait (briefly) until it and its workers are gone."""
-    from ..cloudflare.local._control import request, supervisor_alive
+    from .._process import process_start_marker
+    from ..cloudflare.local._control import request
 
+    # Who to wait for, read before the shutdown: the supervisor removes its files before its
+    # last worker and it itself have exited.
+    processes = _stage_processes(folder)
     with contextlib.suppress(Exception):
         await request(folder, {"op": "shutdown"}, start=False, timeout=STOP_TIMEOUT)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while supervisor_alive(folder) and time.monotonic() < deadline:
+    while time.monotonic() < deadline and any(
+        process_start_marker(pid) == started for pid, started in processes
+    ):
         await asyncio.sleep(0.02)
+
+
+def _stage_processes(folder: Path) -> list[tuple[int, str]]:
+    """(pid, start marker) of the stage's supervisor and of every worker it serves."""
+    from .._process import process_start_marker
+
+    found: list[tuple[int, str]] = []
+    files = [folder / "supervisor.json", *sorted((folder / "workers").glob("*.serving"))]
+    for path in files:
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for key in ("pid", "supervisor"):
+            pid = info.get(key)
+            if isinstance(pid, int) and pid > 0:
+                started = process_start_marker(pid)
+                if started and (pid, started) not in found:
+                    found.append((pid, started))
+    return found
