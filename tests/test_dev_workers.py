@@ -310,6 +310,14 @@ def test_dependencies_install_into_a_cached_environment_of_the_worker(tmp_path: 
     )  # never installed into alchemy-nb's own environment
 
 
+def wait_for_output(dev: DevServer, text: str, timeout: float) -> None:
+    """Until a line ``dev`` printed holds ``text`` (failing with all it printed)."""
+    deadline = time.monotonic() + timeout
+    while not any(text in line for line in dev.output):
+        assert time.monotonic() < deadline, "".join(dev.output)
+        time.sleep(0.05)
+
+
 def test_a_dependency_that_does_not_install_is_named_once_and_nothing_starts(
     tmp_path: Path,
 ) -> None:
@@ -317,10 +325,7 @@ def test_a_dependency_that_does_not_install_is_named_once_and_nothing_starts(
     project = deps_project(tmp_path, make_wheel(tmp_path / "wheels", requires_python=">=99"))
     dev = DevServer(project, env={"ALCHEMY_NB_WORKER_ENVS": str(envs)})
     try:
-        deadline = time.monotonic() + 120
-        while not any("watching" in line for line in dev.output):
-            assert time.monotonic() < deadline, "".join(dev.output)
-            time.sleep(0.05)
+        wait_for_output(dev, "watching", timeout=120)
     finally:
         dev.stop()
     output = "".join(dev.output)
@@ -344,10 +349,7 @@ def test_a_worker_importing_a_module_nobody_provides(tmp_path: Path) -> None:
     )
     dev = DevServer(project)
     try:
-        deadline = time.monotonic() + 60
-        while not any("watching" in line for line in dev.output):
-            assert time.monotonic() < deadline, "".join(dev.output)
-            time.sleep(0.05)
+        wait_for_output(dev, "watching", timeout=60)
     finally:
         dev.stop()
     output = "".join(dev.output)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import inspect
 import os
 import time
@@ -92,16 +93,14 @@ SETTLED = (CREATED, UPDATED)
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
 
 
-_clock: list[Any] = [None, ""]  # the last second formatted, and its text
-
-
 def _now() -> str:
-    """The time in UTC to the second, as records carry it (formatted once a second)."""
-    second = int(time.time())
-    if _clock[0] != second:
-        _clock[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))]
-    text: str = _clock[1]
-    return text
+    """The time in UTC to the second, as records carry it."""
+    return _utc_text(int(time.time()))
+
+
+@functools.lru_cache(maxsize=1)  # a run stamps many records within the same second
+def _utc_text(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
 def _default_reporter(phase: str, app: str, stage: str) -> Reporter:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from contextlib import suppress
+from pathlib import Path
 
 from ..engine import Input, Outputs, Props, Provider, Resource, ResourceContext
 
@@ -44,18 +45,16 @@ class FileProvider(Provider[FileProps, FileOutputs]):
     ) -> None:
         # Inline, like the writes: handing each unlink to a thread costs more than the
         # unlink itself (measured: 1,000 unlinks 5 ms inline, 20-50 ms through threads).
-        _unlink(os.path.join(ctx.data_root or ctx.root, str(props.path)))
+        _unlink(ctx.resolve_output(str(props.path)))
 
     def _write(self, ctx: ResourceContext, props: FileProps) -> FileOutputs:
         path, content = str(props.path), str(props.content)
-        # ctx.resolve_output(path), in os.path terms: a thousand Path objects cost more
-        # than the writes (an absolute path wins the join, as there)
-        target = os.path.join(ctx.data_root or ctx.root, path)
+        target = ctx.resolve_output(path)
         data = content.encode()
         try:
             fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)
         except FileNotFoundError:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             # Overwrite, then cut to length: unlike O_TRUNC this does not free and
@@ -72,7 +71,7 @@ class FileProvider(Provider[FileProps, FileOutputs]):
         return FileOutputs(path=path, content=content)
 
 
-def _unlink(path: str) -> None:
+def _unlink(path: Path) -> None:
     with suppress(FileNotFoundError):
         os.unlink(path)
 
